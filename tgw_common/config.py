@@ -1,0 +1,320 @@
+"""One typed, validated configuration model for every process of the gateway.
+
+Each process reads one YAML file (examples in config/). All files share this model:
+a process uses the sections it needs and says so with `Config.need("section")`, so a
+missing section is reported as a config error naming the file, not a crash later.
+Relative paths are resolved against the directory of the YAML file, so a config
+directory can be moved as a whole. docs/configuration.md documents every key.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names file, key and problem."""
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    value = value.expanduser()
+    if base is not None and not value.is_absolute():
+        value = Path(base) / value
+    return Path(value).resolve() if base is not None else value
+
+
+def _must_exist(value: Path, info: ValidationInfo) -> Path:
+    value = _resolve(value, info)
+    if (info.context or {}).get("check_files", True) and not value.is_file():
+        raise ValueError(f"file not found: {value}")
+    return value
+
+
+# A path (file or folder) the process creates as needed.
+AnyPath = Annotated[Path, AfterValidator(_resolve)]
+# A file that must exist when the process starts.
+ExistingFile = Annotated[Path, AfterValidator(_must_exist)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeConfig(Section):
+    zone: Literal["outer", "inner"]
+    host: str = Field(default_factory=socket.gethostname)
+    data_dir: AnyPath = Path("var")
+
+
+class DatabaseConfig(Section):
+    url: str = "sqlite:///var/gateway.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _resolve_sqlite(cls, url: str, info: ValidationInfo) -> str:
+        # sqlite:///relative.db is taken relative to the config file, like every other path.
+        prefix = "sqlite:///"
+        base = (info.context or {}).get("base_dir")
+        if url.startswith(prefix) and base is not None:
+            rest = url[len(prefix):]
+            if rest and rest != ":memory:" and not rest.startswith("/"):
+                url = prefix + str((Path(base) / rest).resolve())
+        return url
+
+
+class EventsConfig(Section):
+    publish: str | None = None
+    keep_days: PositiveInt = 400
+
+
+class TrustConfig(Section):
+    anchors: list[ExistingFile] = Field(min_length=1)
+    intermediates: list[ExistingFile] = []
+    crl_dir: AnyPath | None = None
+    crls: list[ExistingFile] = []
+    stale_crl: Literal["refuse", "hold"] = "hold"
+
+
+class TreasuryConfig(Section):
+    certificate: ExistingFile
+    private_key: ExistingFile | None = None
+    private_key_password_env: str | None = None
+    legacy_pkcs1v15: bool = False
+
+
+DIGESTS = ("sha256", "sha384", "sha512")
+SIGNATURES = ("rsassa_pkcs1v15", "rsassa_pss")
+CONTENT_CIPHERS = ("aes256_cbc", "aes128_cbc", "aes256_gcm")
+
+
+def _subset_of(allowed: tuple[str, ...]):
+    def check(values: list[str]) -> list[str]:
+        extra = [v for v in values if v not in allowed]
+        if extra:
+            raise ValueError(f"{extra} not allowed by TPE/1; choose from {list(allowed)}")
+        if not values:
+            raise ValueError("at least one algorithm is needed")
+        return values
+
+    return AfterValidator(check)
+
+
+class PolicyConfig(Section):
+    clock_skew_seconds: Annotated[int, Field(ge=0)] = 300
+    max_signing_age_seconds: PositiveInt = 30 * 86400
+    digest_algorithms: Annotated[list[str], _subset_of(DIGESTS)] = list(DIGESTS)
+    signature_algorithms: Annotated[list[str], _subset_of(SIGNATURES)] = list(SIGNATURES)
+    content_ciphers: Annotated[list[str], _subset_of(CONTENT_CIPHERS)] = list(CONTENT_CIPHERS)
+
+
+class LimitsConfig(Section):
+    max_envelope_bytes: PositiveInt = 256 * 1024 * 1024
+    max_entries: PositiveInt = 1000
+    max_entry_bytes: PositiveInt = 64 * 1024 * 1024
+    max_total_bytes: PositiveInt = 256 * 1024 * 1024
+    max_compression_ratio: PositiveInt = 200
+
+
+class DocumentsConfig(Section):
+    epayment_limit: PositiveInt = 100_000_000
+    fiscal_years_back: Annotated[int, Field(ge=0)] = 1
+    fiscal_years_ahead: Annotated[int, Field(ge=0)] = 1
+    bank_codes_file: ExistingFile | None = None
+
+
+class InnerConfig(Section):
+    inbound: AnyPath = Path("var/inner/inbound")
+    spool_dir: AnyPath = Path("var/inner/spool")
+    quarantine_dir: AnyPath = Path("var/inner/quarantine")
+    archive_dir: AnyPath = Path("var/inner/archive")
+    max_tries: PositiveInt = 3
+    rescan_seconds: PositiveInt = 30
+    heartbeat_seconds: PositiveInt = 5
+    default_agency_mode: Literal["live", "parallel-test"] = "live"
+
+
+class ConsoleConfig(Section):
+    bind: str = "127.0.0.1:8081"
+    workers: PositiveInt = 2
+    session_timeout_minutes: PositiveInt = 30
+    lockout_attempts: PositiveInt = 5
+    lockout_minutes: PositiveInt = 15
+    secret_key_file: AnyPath = Path("var/inner/console-secret")
+    cookie_secure: bool = True
+
+
+class OuterConfig(Section):
+    bind: str = "127.0.0.1:8080"
+    workers: PositiveInt = 2
+    outbound: AnyPath = Path("var/outer/outbound")
+    upload_tmp: AnyPath = Path("var/outer/incoming")
+    max_upload_bytes: PositiveInt = 256 * 1024 * 1024
+    min_free_bytes: Annotated[int, Field(ge=0)] = 1024 * 1024 * 1024
+    min_free_fraction: Fraction = 0.05
+    trusted_proxies: list[str] = []
+    session_timeout_minutes: PositiveInt = 30
+    lockout_attempts: PositiveInt = 5
+    lockout_minutes: PositiveInt = 15
+    login_rate_per_minute: PositiveInt = 10
+    secret_key_file: AnyPath = Path("var/outer/secret")
+    cookie_secure: bool = True
+    tls_certificate: ExistingFile | None = None
+    tls_private_key: ExistingFile | None = None
+    cert_expiry_warning_days: PositiveInt = 30
+
+
+class TransferSendConfig(Section):
+    outbound: AnyPath = Path("var/outer/outbound")
+    sent_dir: AnyPath = Path("var/outer/sent")
+    state_dir: AnyPath = Path("var/outer/transfer")
+    target: str = "127.0.0.1:7700"
+    payload_size: Annotated[int, Field(ge=256, le=8900)] = 1400
+    fec_k: Annotated[int, Field(ge=1, le=255)] = 16
+    fec_m: Annotated[int, Field(ge=1, le=256)] = 20
+    rate_bps: PositiveInt = 100_000_000
+    repeat: Annotated[int, Field(ge=1, le=20)] = 2
+    repeat_spacing_seconds: Annotated[float, Field(ge=0)] = 10.0
+    heartbeat_seconds: Annotated[float, Field(gt=0)] = 2.0
+    ledger_size: PositiveInt = 256
+    retention_days: PositiveInt = 14
+    rescan_seconds: PositiveInt = 30
+
+    @model_validator(mode="after")
+    def _fec_shape(self) -> TransferSendConfig:
+        if self.fec_m < self.fec_k:
+            raise ValueError("fec_m (blocks sent) must be at least fec_k (blocks needed)")
+        return self
+
+
+class TransferReceiveConfig(Section):
+    listen: str = "127.0.0.1:7700"
+    inbound: AnyPath = Path("var/inner/inbound")
+    staging_dir: AnyPath = Path("var/inner/staging")
+    state_dir: AnyPath = Path("var/inner/transfer")
+    socket_buffer_bytes: PositiveInt = 64 * 1024 * 1024
+    max_file_bytes: PositiveInt = 4 * 1024 * 1024 * 1024
+    incomplete_timeout_seconds: PositiveInt = 600
+    heartbeat_timeout_seconds: PositiveInt = 10
+
+
+class SmtpConfig(Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(gt=0, lt=65536)] = 25
+    starttls: bool = False
+    username: str | None = None
+    password_env: str | None = None
+    sender: str = "tgw-monitor@localhost"
+    recipients: list[str] = Field(default_factory=list)
+    timeout_seconds: PositiveInt = 10
+
+
+class ScheduleConfig(Section):
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = ["mon", "tue", "wed", "thu", "fri"]
+    start: str = "08:00"
+    end: str = "18:00"
+    timezone: str = "Asia/Taipei"
+
+
+class HopThresholds(Section):
+    warn_depth: PositiveInt = 100
+    critical_depth: PositiveInt = 1000
+    warn_age_seconds: PositiveInt = 300
+    critical_age_seconds: PositiveInt = 1800
+    stuck_seconds: PositiveInt = 900
+
+
+class MonitorConfig(Section):
+    listen: str = "tcp://127.0.0.1:7601"
+    metrics_bind: str = "127.0.0.1:9601"
+    interval_seconds: Annotated[float, Field(gt=0)] = 15.0
+    pending_seconds: Annotated[float, Field(ge=0)] = 60.0
+    group_wait_seconds: Annotated[float, Field(ge=0)] = 10.0
+    repeat_interval_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
+    heartbeat_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    max_restarts_per_hour: PositiveInt = 5
+    cert_warning_days: PositiveInt = 30
+    disk_warn_fraction: Fraction = 0.85
+    disk_critical_fraction: Fraction = 0.95
+    daemons: list[str] = []
+    hops: dict[str, HopThresholds] = {}
+    schedules: dict[str, ScheduleConfig] = {}
+    smtp: SmtpConfig = SmtpConfig()
+
+
+class Config(Section):
+    """The whole configuration; every section but `node` is optional in a file."""
+
+    node: NodeConfig
+    database: DatabaseConfig = DatabaseConfig()
+    events: EventsConfig = EventsConfig()
+    trust: TrustConfig | None = None
+    treasury: TreasuryConfig | None = None
+    policy: PolicyConfig = PolicyConfig()
+    limits: LimitsConfig = LimitsConfig()
+    documents: DocumentsConfig = DocumentsConfig()
+    inner: InnerConfig | None = None
+    console: ConsoleConfig | None = None
+    outer: OuterConfig | None = None
+    transfer_send: TransferSendConfig | None = None
+    transfer_receive: TransferReceiveConfig | None = None
+    monitor: MonitorConfig | None = None
+
+    source: Path | None = Field(default=None, exclude=True)
+
+    def need(self, *sections: str) -> Config:
+        """Fail with a ConfigError unless every named section is present."""
+        missing = [s for s in sections if getattr(self, s) is None]
+        if missing:
+            raise ConfigError(f"{self.source}: missing section(s) {', '.join(missing)}")
+        return self
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if error["type"] == "missing":
+        return f"{key}: required key missing"
+    return f"{key}: {error['msg']}"
+
+
+def load_config(path: str | Path, *, check_files: bool = True) -> Config:
+    """Read and validate one YAML config file, or raise ConfigError naming what is wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections, got {type(data).__name__}")
+    context = {"base_dir": path.resolve().parent, "check_files": check_files}
+    try:
+        config = Config.model_validate(data, context=context)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    return config.model_copy(update={"source": path.resolve()})
