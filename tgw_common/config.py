@@ -134,9 +134,14 @@ class LimitsConfig(Section):
 
 
 class DocumentsConfig(Section):
+    """Business rules of the documents layer (docs/documents.md, "Configuration")."""
+
+    # NT$; a voucher total or payee amount above it must go on paper (OVER_EPAYMENT_LIMIT).
     epayment_limit: PositiveInt = 100_000_000
+    # Accepted fiscal years: current ROC year - back .. current + ahead (BAD_FISCAL_YEAR).
     fiscal_years_back: Annotated[int, Field(ge=0)] = 1
     fiscal_years_ahead: Annotated[int, Field(ge=0)] = 1
+    # Replaces the bundled list of 3-digit financial institution codes (BAD_BANK_CODE).
     bank_codes_file: ExistingFile | None = None
 
 
@@ -182,6 +187,8 @@ class OuterConfig(Section):
 
 
 class TransferSendConfig(Section):
+    """The one-way sender (outer zone); docs/transfer.md explains every key."""
+
     outbound: AnyPath = Path("var/outer/outbound")
     sent_dir: AnyPath = Path("var/outer/sent")
     state_dir: AnyPath = Path("var/outer/transfer")
@@ -189,6 +196,7 @@ class TransferSendConfig(Section):
     payload_size: Annotated[int, Field(ge=256, le=8900)] = 1400
     fec_k: Annotated[int, Field(ge=1, le=255)] = 16
     fec_m: Annotated[int, Field(ge=1, le=256)] = 20
+    interleave_blocks: Annotated[int, Field(ge=1, le=256)] = 8
     rate_bps: PositiveInt = 100_000_000
     repeat: Annotated[int, Field(ge=1, le=20)] = 2
     repeat_spacing_seconds: Annotated[float, Field(ge=0)] = 10.0
@@ -196,6 +204,7 @@ class TransferSendConfig(Section):
     ledger_size: PositiveInt = 256
     retention_days: PositiveInt = 14
     rescan_seconds: PositiveInt = 30
+    socket_buffer_bytes: PositiveInt = 4 * 1024 * 1024
 
     @model_validator(mode="after")
     def _fec_shape(self) -> TransferSendConfig:
@@ -205,58 +214,176 @@ class TransferSendConfig(Section):
 
 
 class TransferReceiveConfig(Section):
+    """The one-way receiver (inner zone); docs/transfer.md explains every key."""
+
     listen: str = "127.0.0.1:7700"
     inbound: AnyPath = Path("var/inner/inbound")
     staging_dir: AnyPath = Path("var/inner/staging")
     state_dir: AnyPath = Path("var/inner/transfer")
     socket_buffer_bytes: PositiveInt = 64 * 1024 * 1024
+    queue_datagrams: PositiveInt = 65536
+    memory_bytes: Annotated[int, Field(ge=1024 * 1024)] = 64 * 1024 * 1024
     max_file_bytes: PositiveInt = 4 * 1024 * 1024 * 1024
     incomplete_timeout_seconds: PositiveInt = 600
     heartbeat_timeout_seconds: PositiveInt = 10
+    heartbeat_seconds: Annotated[float, Field(gt=0)] = 5.0
+    gap_grace_seconds: Annotated[float, Field(ge=0)] = 1.0
 
 
 class SmtpConfig(Section):
+    """Where the monitor's alert mail goes; docs/monitoring.md explains every key."""
+
     host: str = "127.0.0.1"
     port: Annotated[int, Field(gt=0, lt=65536)] = 25
     starttls: bool = False
+    implicit_tls: bool = False
+    ca_file: ExistingFile | None = None
     username: str | None = None
     password_env: str | None = None
     sender: str = "tgw-monitor@localhost"
     recipients: list[str] = Field(default_factory=list)
     timeout_seconds: PositiveInt = 10
+    subject_prefix: str = "[TGW]"
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> SmtpConfig:
+        if self.starttls and self.implicit_tls:
+            raise ValueError("choose starttls (port 587) or implicit_tls (port 465), not both")
+        if self.username and not self.password_env:
+            raise ValueError("username needs password_env (the name of the variable holding the password)")
+        return self
 
 
 class ScheduleConfig(Section):
+    """A weekly operating window in one time zone; outside it the check's alerts are muted."""
+
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = ["mon", "tue", "wed", "thu", "fri"]
     start: str = "08:00"
     end: str = "18:00"
     timezone: str = "Asia/Taipei"
+    holidays: list[str] = []
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        hh, _, mm = value.partition(":")
+        well_formed = hh.isdigit() and mm.isdigit() and len(mm) == 2
+        in_day = well_formed and ((int(hh) <= 23 and int(mm) <= 59) or value == "24:00")
+        if not in_day:
+            raise ValueError(f"{value!r} is not a time of day HH:MM (00:00 to 24:00)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (IANA name such as Asia/Taipei)") from None
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _iso_dates(cls, values: list[str]) -> list[str]:
+        from datetime import date
+
+        for v in values:
+            try:
+                date.fromisoformat(str(v))
+            except ValueError:
+                raise ValueError(f"holiday {v!r} is not a date YYYY-MM-DD") from None
+        return [str(v) for v in values]
 
 
 class HopThresholds(Section):
+    """Backlog, stuck and idle limits of one hop (monitor.hops.<hop>)."""
+
     warn_depth: PositiveInt = 100
     critical_depth: PositiveInt = 1000
     warn_age_seconds: PositiveInt = 300
     critical_age_seconds: PositiveInt = 1800
     stuck_seconds: PositiveInt = 900
+    idle_seconds: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HopThresholds:
+        if self.critical_depth < self.warn_depth:
+            raise ValueError("critical_depth must be at least warn_depth")
+        if self.critical_age_seconds < self.warn_age_seconds:
+            raise ValueError("critical_age_seconds must be at least warn_age_seconds")
+        return self
+
+
+class DaemonWatch(Section):
+    """One daemon the monitor expects heartbeats from (monitor.daemons[])."""
+
+    name: str
+    heartbeat_timeout_seconds: Annotated[float, Field(gt=0)] | None = None
+    supervisor_program: str | None = None
+    systemd_unit: str | None = None
 
 
 class MonitorConfig(Section):
+    """The zone monitor (tgw monitor run); docs/monitoring.md explains every key."""
+
     listen: str = "tcp://127.0.0.1:7601"
-    metrics_bind: str = "127.0.0.1:9601"
+    metrics_bind: str | None = "127.0.0.1:9601"
     interval_seconds: Annotated[float, Field(gt=0)] = 15.0
     pending_seconds: Annotated[float, Field(ge=0)] = 60.0
+    group_by: list[Literal["zone", "hop", "check", "host", "subject"]] = ["zone", "hop"]
     group_wait_seconds: Annotated[float, Field(ge=0)] = 10.0
+    group_interval_seconds: Annotated[float, Field(ge=0)] = 300.0
     repeat_interval_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
     heartbeat_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     max_restarts_per_hour: PositiveInt = 5
     cert_warning_days: PositiveInt = 30
+    cert_critical_days: Annotated[int, Field(ge=0)] = 7
+    crl_warning_hours: Annotated[float, Field(ge=0)] = 24.0
+    cert_check_seconds: Annotated[float, Field(gt=0)] = 300.0
+    disk_paths: list[AnyPath] = []
     disk_warn_fraction: Fraction = 0.85
     disk_critical_fraction: Fraction = 0.95
-    daemons: list[str] = []
+    memory_warn_fraction: Fraction = 0.90
+    memory_critical_fraction: Fraction = 0.97
+    cpu_warn_fraction: Fraction = 0.90
+    cpu_window_seconds: Annotated[float, Field(gt=0)] = 300.0
+    udp_drops_warn: PositiveInt = 1
+    udp_drop_window_seconds: Annotated[float, Field(gt=0)] = 300.0
+    sender_min_free_bytes: Annotated[int, Field(ge=0)] = 1024 * 1024 * 1024
+    stuck_lookback_hours: PositiveInt = 168
+    history_keep_days: PositiveInt = 400
+    display_timezone: str = "Asia/Taipei"
+    supervisor_url: str | None = None
+    systemctl: list[str] = ["systemctl"]
+    disabled_checks: list[str] = []
+    daemons: list[DaemonWatch] = []
     hops: dict[str, HopThresholds] = {}
-    schedules: dict[str, ScheduleConfig] = {}
+    schedules: dict[str, ScheduleConfig] = {"idle": ScheduleConfig()}
     smtp: SmtpConfig = SmtpConfig()
+
+    @field_validator("daemons", mode="before")
+    @classmethod
+    def _daemon_entries(cls, values: Any) -> Any:
+        # A bare name is the common case; the mapping form adds supervisor/systemd names.
+        if isinstance(values, list):
+            return [{"name": v} if isinstance(v, str) else v for v in values]
+        return values
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorConfig:
+        if self.disk_critical_fraction < self.disk_warn_fraction:
+            raise ValueError("disk_critical_fraction must be at least disk_warn_fraction")
+        if self.memory_critical_fraction < self.memory_warn_fraction:
+            raise ValueError("memory_critical_fraction must be at least memory_warn_fraction")
+        names = [d.name for d in self.daemons]
+        if len(names) != len(set(names)):
+            raise ValueError("daemons: a daemon is listed twice")
+        if not self.systemctl:
+            raise ValueError("systemctl: give the command, e.g. [systemctl] or [systemctl, --user]")
+        ScheduleConfig._known_zone(self.display_timezone)
+        return self
 
 
 class Config(Section):

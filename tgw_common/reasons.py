@@ -35,7 +35,7 @@ class ReasonInfo:
 _L = Layer
 _REASONS: tuple[ReasonInfo, ...] = (
     # --- structure, any CMS layer
-    ReasonInfo("TOO_LARGE", "信封超過大小上限", "envelope larger than the configured limit", (_L.UPLOAD, _L.RELEASE)),
+    ReasonInfo("TOO_LARGE", "信封超過大小上限", "envelope larger than the configured limit", (_L.RELEASE,)),
     ReasonInfo("MALFORMED_DER", "不是有效的 DER 編碼", "not valid DER, or not parseable as CMS",
                (_L.RELEASE, _L.SEAL, _L.APPROVAL)),
     ReasonInfo("TRAILING_DATA", "DER 結構後有多餘位元組", "bytes after the end of the DER structure",
@@ -78,7 +78,7 @@ _REASONS: tuple[ReasonInfo, ...] = (
     ReasonInfo("SIGNER_REGISTRATION_REVOKED", "簽章憑證註冊已撤銷", "the registry entry was revoked",
                (_L.RELEASE, _L.APPROVAL)),
     ReasonInfo("SIGNER_WRONG_AGENCY", "簽章者不屬於本機關", "the certificate is registered to another agency",
-               (_L.RELEASE, _L.APPROVAL, _L.UPLOAD)),
+               (_L.RELEASE, _L.APPROVAL)),
     ReasonInfo("SIGNER_WRONG_ROLE", "簽章者角色不符", "the certificate is registered for another role",
                (_L.RELEASE, _L.APPROVAL)),
     ReasonInfo("DELEGATE_OUTSIDE_WINDOW", "代理人不在代理期間內", "a delegate signed outside its delegation window",
@@ -135,26 +135,13 @@ _REASONS: tuple[ReasonInfo, ...] = (
     ReasonInfo("OVER_EPAYMENT_LIMIT", "超過電子支付限額，應以紙本辦理",
                "an amount above the electronic-payment limit (must go on paper)", (_L.DOCUMENTS,)),
     ReasonInfo("DUPLICATE_VOUCHER", "憑單號碼重複", "a voucher number appears twice or was loaded before",
-               (_L.DOCUMENTS, _L.INTAKE)),
-    # --- intake
-    ReasonInfo("REPLAY", "信封編號已使用過", "a different envelope reuses an envelope id seen before",
-               (_L.INTAKE, _L.UPLOAD)),
-    ReasonInfo("POISON", "重試多次仍無法處理", "processing crashed repeatedly; set aside after the configured tries",
-               (_L.INTAKE,)),
-    # --- outer zone upload
-    ReasonInfo("UNAUTHENTICATED", "未登入或存取權杖無效", "no valid session or bearer token", (_L.UPLOAD,)),
-    ReasonInfo("FORBIDDEN", "權限不足", "the user's role may not do this", (_L.UPLOAD,)),
-    ReasonInfo("IP_NOT_ALLOWED", "來源位址不在白名單", "the client address is not in the agency's allow-list",
-               (_L.UPLOAD,)),
-    ReasonInfo("RATE_LIMITED", "嘗試次數過多", "too many attempts; try again later", (_L.UPLOAD,)),
-    ReasonInfo("DISK_FULL", "系統儲存空間不足", "the spool's disk is nearly full; try again later", (_L.UPLOAD,)),
-    ReasonInfo("EMPTY_UPLOAD", "上傳內容為空", "the request carried no envelope", (_L.UPLOAD,)),
+               (_L.DOCUMENTS,)),
 )
 
 REASONS: dict[str, ReasonInfo] = {r.code: r for r in _REASONS}
 
 
-class Refusal(Exception):  # noqa: N818 - a refusal is a verdict, not an error in the code
+class Refusal(Exception):
     """An envelope (or request) refused with a documented reason code."""
 
     def __init__(self, code: str, layer: Layer | str, message: str, **detail: object) -> None:

@@ -50,7 +50,7 @@ class _WakeOnChange:
         from watchdog.observers import Observer
 
         class Handler(FileSystemEventHandler):
-            def on_any_event(self, event):  # noqa: ARG002 - any change is a hint
+            def on_any_event(self, event):
                 wake.set()
 
         self._observer = Observer()

@@ -1,0 +1,124 @@
+"""Alert mail: Traditional Chinese first, English second; what is wrong, since when, what to check.
+
+Plain text (UTF-8) only: it reads the same in every mail client the operators use, and a
+pager gateway that forwards the subject line gets the essentials there.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from tgw_common.config import SmtpConfig
+
+from .catalog import CHECKS
+from .model import AlertState, Notice
+from .text import duration_en, duration_zh, local_time
+
+SEVERITY_ZH = {"critical": "嚴重", "warning": "警告"}
+REASON_TEXT = {"new": "新告警 new alert", "changed": "告警有變動 alerts changed",
+               "repeat": "仍未解決（重複通知） still firing (repeat)", "resolved": "全部恢復 all resolved"}
+
+
+class MailError(Exception):
+    """The mail could not be handed to the SMTP server; the message says why."""
+
+
+def subject_line(notice: Notice, prefix: str, zone: str) -> str:
+    where = " ".join(v for k, v in notice.group_labels.items() if k != "zone" and v)
+    if notice.kind == "resolved":
+        first = notice.resolved[0] if notice.resolved else None
+        what = f" {CHECKS[first.check].title_zh} {first.check}" if first and first.check in CHECKS else ""
+        return f"{prefix}[{zone}] 已恢復 RESOLVED {where}:{what}".strip()
+    first = notice.firing[0]
+    worst = "CRITICAL" if any(a.severity == "critical" for a in notice.firing) else "WARNING"
+    more = f" (+{len(notice.firing) - 1})" if len(notice.firing) > 1 else ""
+    return f"{prefix}[{zone}] 告警 FIRING {worst} {where}: {first.summary_zh} / {first.summary_en}{more}"
+
+
+def _alert_block(a: AlertState, display_tz: str, now, *, resolved: bool) -> list[str]:
+    info = CHECKS.get(a.check)
+    sev = f"[{SEVERITY_ZH.get(a.severity, a.severity)} {a.severity.upper()}]"
+    title = f"{info.title_zh} {info.title_en}" if info else a.check
+    began = a.began
+    lines = [f"{sev} {title}",
+             f"  問題：{a.summary_zh}",
+             f"  What: {a.summary_en}",
+             f"  開始時間 Since: {local_time(began, display_tz)}"
+             f"（{duration_zh((now - began).total_seconds())}前 / {duration_en((now - began).total_seconds())} ago）"]
+    if resolved and a.resolved_at:
+        lines.append(f"  恢復時間 Resolved: {local_time(a.resolved_at, display_tz)}")
+    labels = " ".join(f"{k}={v}" for k, v in a.labels.items() if v)
+    lines.append(f"  標籤 Labels: {labels}")
+    if info and not resolved:
+        lines.append(f"  先檢查：{info.runbook_zh}")
+        lines.append(f"  Check first: {info.runbook_en}")
+    facts = {k: v for k, v in (a.facts or {}).items() if v not in (None, "", [], {})}
+    if facts:
+        lines.append("  詳細 Facts:")
+        lines.extend(f"    {k}: {v}" for k, v in facts.items())
+    return lines
+
+
+def compose(notice: Notice, smtp: SmtpConfig, *, zone: str, display_tz: str) -> EmailMessage:
+    now = notice.at
+    body = ["國庫電子支付閘道 監控通知 / Treasury e-Payment Gateway monitor", "",
+            f"區域 Zone: {zone}",
+            f"群組 Group: {notice.group_key}",
+            f"原因 Reason: {REASON_TEXT.get(notice.reason, notice.reason)}",
+            f"時間 Time: {local_time(now, display_tz)}", ""]
+    if notice.firing:
+        body.append(f"=== 告警中 FIRING ({len(notice.firing)}) ===")
+        for a in notice.firing:
+            body += [*_alert_block(a, display_tz, now, resolved=False), ""]
+    if notice.resolved:
+        body.append(f"=== 已恢復 RESOLVED ({len(notice.resolved)}) ===")
+        for a in notice.resolved:
+            body += [*_alert_block(a, display_tz, now, resolved=True), ""]
+    body += ["--", "tgw monitor status / tgw monitor alerts 可查看目前狀態與歷史 (current state and history).",
+             "說明 Docs: docs/monitoring.md"]
+    msg = EmailMessage()
+    msg["Subject"] = subject_line(notice, smtp.subject_prefix, zone)
+    msg["From"] = smtp.sender
+    msg["To"] = ", ".join(smtp.recipients)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(domain=smtp.sender.rpartition("@")[2] or "localhost")
+    msg["X-TGW-Zone"] = zone
+    msg["X-TGW-Group"] = notice.group_key
+    msg["X-TGW-Kind"] = notice.kind
+    msg.set_content("\n".join(body), charset="utf-8")
+    return msg
+
+
+def send(msg: EmailMessage, smtp: SmtpConfig) -> list[str]:
+    """Hand one message to the SMTP server (STARTTLS/implicit TLS and login as configured).
+
+    Returns the recipients the server refused while accepting the mail for the others.
+    """
+    password = None
+    if smtp.username:
+        password = os.environ.get(smtp.password_env or "")
+        if password is None:
+            raise MailError(f"smtp.password_env: environment variable {smtp.password_env} is not set")
+    context = ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
+    try:
+        if smtp.implicit_tls:
+            conn = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_seconds, context=context)
+        else:
+            conn = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
+        with conn:
+            conn.ehlo()
+            if smtp.starttls:
+                conn.starttls(context=context)
+                conn.ehlo()
+            if smtp.username:
+                conn.login(smtp.username, password)
+            refused = conn.send_message(msg)
+    except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+        raise MailError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__}: {exc}") from None
+    # Some recipients refused, others not: the notice went out, so it is not retried (that would
+    # mail the others again); the refusal is logged with it.
+    return sorted(refused)

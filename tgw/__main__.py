@@ -1,0 +1,3 @@
+from tgw.cli import main
+
+main()

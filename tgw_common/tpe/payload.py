@@ -1,0 +1,199 @@
+"""Layer 4: the payload ZIP (manifest.json plus the documents it lists), built and unpacked.
+
+Unpacking trusts nothing the archive says about itself: names are checked before anything
+is read, sizes are enforced while decompressing (a declared size can lie), and the whole
+archive stays within the configured limits, so memory is bounded by them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import stat
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..reasons import Layer, Refusal
+
+L = Layer.PAYLOAD
+# What zipfile and zlib raise on damaged archives; all of it means ARCHIVE_INVALID.
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError, OSError, ValueError,
+              NotImplementedError, RuntimeError, OverflowError, UnicodeDecodeError, KeyError, IndexError)
+TAIPEI = ZoneInfo("Asia/Taipei")
+MANIFEST = "manifest.json"
+PROFILE = "TPE/1"
+_FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # fixed entry times make a payload reproducible from its documents
+
+
+@dataclass(frozen=True)
+class Payload:
+    manifest: dict[str, Any]
+    files: dict[str, bytes]  # path -> bytes, in manifest order
+
+    @property
+    def envelope_id(self) -> str:
+        return self.manifest["envelope_id"]
+
+    @property
+    def agency(self) -> str:
+        return self.manifest["agency"]
+
+
+def build_payload(envelope_id: str, agency: str, documents: list[tuple[str, str, bytes]],
+                  created_at: datetime | None = None) -> bytes:
+    """A payload ZIP from (path, kind, bytes) documents, with its manifest and control totals."""
+    from ..documents import build_manifest
+
+    when = created_at or datetime.now(UTC).astimezone(TAIPEI).replace(microsecond=0)
+    manifest = build_manifest(envelope_id, agency, when, documents)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        entries = [(MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2).encode())]
+        entries += [(path, data) for path, _kind, data in documents]
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, _FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def _check_name(name: str) -> str:
+    """Refuse names that could escape an extraction folder, whatever the OS."""
+    unified = name.replace("\\", "/")
+    if unified.startswith("/") or (len(unified) > 1 and unified[1] == ":") or unified.startswith("//"):
+        raise Refusal("ARCHIVE_ABSOLUTE_PATH", L, f"entry {name!r} is an absolute path")
+    parts = unified.split("/")
+    if any(p == ".." for p in parts):
+        raise Refusal("ARCHIVE_PATH_TRAVERSAL", L, f"entry {name!r} climbs out with '..'")
+    if "\x00" in name or any(p in ("", ".") for p in parts[:-1]) or (parts[-1] in ("", ".") and not name.endswith("/")):
+        raise Refusal("ARCHIVE_PATH_TRAVERSAL", L, f"entry {name!r} is not a plain relative path")
+    return unified
+
+
+def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, ratio: int) -> bytes:
+    out = bytearray()
+    with archive.open(info) as fh:
+        while chunk := fh.read(64 * 1024):
+            out += chunk
+            if len(out) > limit:
+                raise Refusal("ARCHIVE_TOO_LARGE", L, f"entry {info.filename!r} unpacks beyond {limit} bytes")
+            if len(out) > 1024 * 1024 and len(out) > ratio * max(info.compress_size, 1):
+                raise Refusal("ARCHIVE_RATIO", L, f"entry {info.filename!r} expands more than {ratio}:1")
+    return bytes(out)
+
+
+def unpack_payload(data: bytes, limits) -> Payload:  # limits: tgw_common.config.LimitsConfig
+    """Unpack and check the archive and its manifest; every refusal names the entry."""
+    from ..documents import document_amount, parse_amount, validate_manifest
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except ZIP_ERRORS as exc:
+        raise Refusal("ARCHIVE_INVALID", L, f"not a readable ZIP archive: {exc}") from None
+    if len(infos) > limits.max_entries:
+        raise Refusal("ARCHIVE_TOO_MANY_ENTRIES", L, f"{len(infos)} entries, the limit is {limits.max_entries}")
+
+    seen: dict[str, str] = {}
+    regular: list[zipfile.ZipInfo] = []
+    folders: set[str] = set()
+    declared_total = 0
+    for info in infos:
+        name = _check_name(info.filename)
+        folded = name.rstrip("/").casefold()
+        if folded in seen:
+            raise Refusal("ARCHIVE_DUPLICATE_NAME", L, f"entry {info.filename!r} appears twice")
+        seen[folded] = name
+        mode = info.external_attr >> 16
+        kind = stat.S_IFMT(mode)
+        if info.create_system == 3 and kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            raise Refusal("ARCHIVE_SYMLINK", L, f"entry {info.filename!r} is a symbolic link or special file")
+        if info.is_dir():
+            folders.add(name.rstrip("/"))
+            continue
+        if info.flag_bits & 0x1:
+            raise Refusal("ARCHIVE_INVALID", L, f"entry {info.filename!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise Refusal("ARCHIVE_INVALID", L, f"entry {info.filename!r} uses compression method {info.compress_type}")
+        if info.file_size > limits.max_entry_bytes:
+            raise Refusal("ARCHIVE_TOO_LARGE", L, f"entry {info.filename!r} declares {info.file_size} bytes")
+        if info.file_size > 1024 * 1024 and info.file_size > limits.max_compression_ratio * max(info.compress_size, 1):
+            raise Refusal("ARCHIVE_RATIO", L, f"entry {info.filename!r} expands more than "
+                                              f"{limits.max_compression_ratio}:1")
+        declared_total += info.file_size
+        regular.append(info)
+    if declared_total > limits.max_total_bytes:
+        raise Refusal("ARCHIVE_TOO_LARGE", L, f"the archive unpacks to {declared_total} bytes")
+
+    by_name = {i.filename.replace("\\", "/"): i for i in regular}
+    if MANIFEST not in by_name:
+        raise Refusal("MANIFEST_MISSING", L, "manifest.json is not at the root of the archive")
+
+    files: dict[str, bytes] = {}
+    total = 0
+
+    def read(info: zipfile.ZipInfo) -> bytes:
+        nonlocal total
+        try:
+            content = _read_bounded(archive, info, limits.max_entry_bytes, limits.max_compression_ratio)
+        except ZIP_ERRORS as exc:
+            raise Refusal("ARCHIVE_INVALID", L, f"entry {info.filename!r} cannot be read: {exc}") from None
+        total += len(content)
+        if total > limits.max_total_bytes:
+            raise Refusal("ARCHIVE_TOO_LARGE", L, f"the archive unpacks beyond {limits.max_total_bytes} bytes")
+        return content
+
+    try:
+        manifest = json.loads(read(by_name[MANIFEST]).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Refusal("MANIFEST_INVALID", L, f"manifest.json is not UTF-8 JSON: {exc}") from None
+    validate_manifest(manifest)
+
+    listed = {d["path"]: d for d in manifest["documents"]}
+    if len(listed) != len(manifest["documents"]):
+        raise Refusal("MANIFEST_INVALID", L, "manifest.json lists one path twice")
+    for name in by_name:
+        if name != MANIFEST and name not in listed:
+            raise Refusal("ARCHIVE_UNLISTED_ENTRY", L, f"entry {name!r} is not listed in manifest.json")
+    parents = {p for path in listed for p in _parents(path)}
+    for folder in folders - parents:
+        raise Refusal("ARCHIVE_UNLISTED_ENTRY", L, f"folder entry {folder + '/'!r} holds no listed document")
+
+    amount_sum = 0
+    for path, entry in listed.items():
+        info = by_name.get(path)
+        if info is None:
+            raise Refusal("MANIFEST_FILE_MISSING", L, f"{path!r} is listed in manifest.json but not in the archive")
+        content = read(info)
+        if hashlib.sha256(content).hexdigest() != entry["sha256"].lower():
+            raise Refusal("MANIFEST_HASH_MISMATCH", L, f"{path!r}: SHA-256 differs from manifest.json")
+        files[path] = content
+        amount_sum += document_amount(entry["kind"], _json_of(path, content))
+
+    control = manifest["control"]
+    if control["document_count"] != len(listed):
+        raise Refusal("CONTROL_COUNT_MISMATCH", L,
+                      f"control says {control['document_count']} documents, the manifest lists {len(listed)}")
+    if parse_amount(control["total_amount"]) != amount_sum:
+        raise Refusal("CONTROL_TOTAL_MISMATCH", L,
+                      f"control total {control['total_amount']} differs from the documents' sum {amount_sum}")
+    return Payload(manifest=manifest, files=files)
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _json_of(path: str, content: bytes) -> Any:
+    try:
+        return json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Refusal("DOCUMENT_INVALID", Layer.DOCUMENTS, f"{path}: not UTF-8 JSON: {exc}") from None

@@ -1,0 +1,108 @@
+"""Layers 1 and 3: SignedData with attached id-data content, built and checked.
+
+Building supports the profile's workflow: the accountant signs the payload, the head adds a
+signature to that SignedData on another machine (`add_signature`), the releaser signs the
+sealed blob. Checking verifies every SignerInfo; path, time and role are judged by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from asn1crypto import cms
+from asn1crypto import x509 as x509_asn1
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..pki.certs import der
+from ..reasons import Layer, Refusal
+from .cms import (
+    SignerCheck,
+    embedded_certificates,
+    load_content_info,
+    make_signer_info,
+    parsing,
+    sorted_set,
+    verify_signer_info,
+)
+
+
+@dataclass(frozen=True)
+class SignedLayer:
+    content: bytes
+    signers: list[SignerCheck]
+    certificates: list[x509.Certificate]  # carried in the message (may help path building)
+
+
+def read_signed(data: bytes, *, layer: Layer, digests: list[str], signatures: list[str],
+                lookup: Callable[[cms.SignerIdentifier], list[x509.Certificate]],
+                exactly_one: bool = False) -> SignedLayer:
+    """Parse one SignedData layer and verify every SignerInfo in it."""
+    info = load_content_info(data, layer, ("signed_data",))
+    with parsing(layer, "SignedData"):
+        sd = info["content"]
+        eci = sd["encap_content_info"]
+        content_type = eci["content_type"].native
+        if content_type != "data":
+            raise Refusal("WRONG_CONTENT_TYPE", layer, f"encapsulated content is {content_type}, expected data")
+        content = eci["content"].native if eci["content"] is not None else None
+        if not content:
+            raise Refusal("CONTENT_MISSING", layer, "the signed content is detached or empty")
+        for alg in sd["digest_algorithms"]:
+            if alg["algorithm"].native not in digests:
+                raise Refusal("UNSUPPORTED_ALGORITHM", layer, f"digest {alg['algorithm'].native} not allowed")
+        signer_infos = list(sd["signer_infos"])
+        if exactly_one and len(signer_infos) != 1:
+            raise Refusal("SIGNER_COUNT", layer, f"{len(signer_infos)} signers, exactly one releaser is required")
+        if not signer_infos:
+            raise Refusal("APPROVALS_MISSING", layer, "no signatures")
+        certificates = embedded_certificates(sd)
+        checks = [verify_signer_info(si, i, layer=layer, content=content, content_type=content_type,
+                                     certificates=certificates, lookup=lookup, digests=digests,
+                                     signatures=signatures)
+                  for i, si in enumerate(signer_infos)]
+    return SignedLayer(content=content, signers=checks, certificates=certificates)
+
+
+def _cert_choice(cert: x509.Certificate) -> cms.CertificateChoices:
+    return cms.CertificateChoices({"certificate": x509_asn1.Certificate.load(der(cert))})
+
+
+def sign_new(content: bytes, cert: x509.Certificate, key: rsa.RSAPrivateKey, *, digest: str = "sha256",
+             pss: bool = False, signing_time: datetime | None = None,
+             extra_certs: list[x509.Certificate] = ()) -> bytes:
+    """A SignedData over `content` with one signature (the first approval, or the release)."""
+    signer_info = make_signer_info(cert, key, content, digest=digest, pss=pss, signing_time=signing_time)
+    certs = sorted_set([_cert_choice(c) for c in [cert, *extra_certs]])
+    sd = cms.SignedData({
+        "version": "v1",
+        "digest_algorithms": [{"algorithm": digest}],
+        "encap_content_info": {"content_type": "data", "content": content},
+        "certificates": certs,
+        "signer_infos": [signer_info],
+    })
+    return cms.ContentInfo({"content_type": "signed_data", "content": sd}).dump()
+
+
+def add_signature(signed: bytes, cert: x509.Certificate, key: rsa.RSAPrivateKey, *, digest: str = "sha256",
+                  pss: bool = False, signing_time: datetime | None = None) -> bytes:
+    """Add one more SignerInfo over the same content (the head after the accountant)."""
+    info = load_content_info(signed, Layer.APPROVAL, ("signed_data",))
+    sd = info["content"]
+    content = sd["encap_content_info"]["content"].native
+    if not content:
+        raise ValueError("the SignedData carries no content to sign")
+    signer_info = make_signer_info(cert, key, content, digest=digest, pss=pss, signing_time=signing_time)
+    digests = {a["algorithm"].native for a in sd["digest_algorithms"]} | {digest}
+    certs = {c.dump(): c for c in (sd["certificates"] or [])}
+    certs.setdefault(_cert_choice(cert).dump(), _cert_choice(cert))
+    new = cms.SignedData({
+        "version": sd["version"].native,
+        "digest_algorithms": sorted_set([cms.DigestAlgorithm({"algorithm": d}) for d in sorted(digests)]),
+        "encap_content_info": {"content_type": "data", "content": content},
+        "certificates": sorted_set([cms.CertificateChoices.load(k) for k in certs]),
+        "signer_infos": sorted_set([*[cms.SignerInfo.load(si.dump()) for si in sd["signer_infos"]], signer_info]),
+    })
+    return cms.ContentInfo({"content_type": "signed_data", "content": new}).dump()
