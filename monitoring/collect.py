@@ -26,7 +26,7 @@ from tgw_common.config import Config
 from tgw_common.db import transaction
 from tgw_common.events import DaemonStatusRow, EventRow
 
-from .checks.base import DROP_KEYS, state_number
+from .checks.base import drop_counter
 from .snapshot import CertInfo, CrlInfo, DaemonSeen, DiskUse, PkiView, ProcessState, Snapshot
 from .store import MonitorStore
 from .tracker import EnvelopeTracker
@@ -171,7 +171,7 @@ class Collector:
     def _note_drops(self, daemons: dict[str, DaemonSeen], now: datetime) -> None:
         keep = timedelta(seconds=2 * self.monitor.udp_drop_window_seconds)
         for name, seen in daemons.items():
-            value = state_number(seen.state, *DROP_KEYS)
+            value = drop_counter(seen.state)
             if value is None:
                 continue
             samples = self.drop_samples.setdefault(name, deque(maxlen=10_000))

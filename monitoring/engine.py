@@ -21,7 +21,7 @@ from tgw_common.db import make_engine
 
 from . import mailer
 from .checks import ALL_CHECK_LABELS, run_checks
-from .checks.base import CheckEnv, state_number
+from .checks.base import DEPTH_KEYS, DISK_FREE_KEYS, CheckEnv, state_number
 from .checks.daemons import expected_daemons
 from .checks.flow import hop_backlog
 from .checks.transfer import RECEIVER, drop_increase
@@ -191,16 +191,17 @@ class MonitorEngine:
         receiver = snap.daemons.get(RECEIVER)
         transfer = {}
         if receiver:
-            from .checks.base import DROP_KEYS, GAP_KEYS
+            from .checks.base import GAP_KEYS, drop_counter
 
             grown, _ = drop_increase(snap.drop_samples.get(RECEIVER, ()), now, self.mon.udp_drop_window_seconds)
             transfer = {"open_gaps": state_number(receiver.state, *GAP_KEYS),
-                        "udp_drops": state_number(receiver.state, *DROP_KEYS), "udp_drops_in_window": grown}
+                        "udp_drops": drop_counter(receiver.state), "udp_drops_in_window": grown}
         for name in ("transfer-send", "outer.transfer-send"):
             if name in snap.daemons:
                 st = snap.daemons[name].state
-                transfer[name] = {k: st.get(k) for k in ("queue_depth", "last_seq", "disk_free_bytes", "last_error")
-                                  if k in st}
+                transfer[name] = {"queue_depth": state_number(st, *DEPTH_KEYS), "last_seq": st.get("last_seq"),
+                                  "disk_free_bytes": state_number(st, *DISK_FREE_KEYS),
+                                  "last_error": st.get("last_error")}
         pki = snap.pki
         return {
             "zone": self.zone, "host": self.host, "at": now.isoformat(), "monitor_started_at": self.started_at.isoformat(),

@@ -23,6 +23,8 @@ class Hop:
     daemons: tuple[str, ...]  # heartbeat names that report this hop's queue (either zone's view)
     enters: tuple[str, ...]
     leaves: tuple[str, ...]
+    # Heartbeat state keys that count the hop's waiting *files* (first one present wins).
+    depth_keys: tuple[str, ...] = ("queue_depth", "depth", "queued")
 
 
 HOPS: tuple[Hop, ...] = (
@@ -32,7 +34,9 @@ HOPS: tuple[Hop, ...] = (
         enters=("spooled",), leaves=("sent", "refused")),
     # Partial files live only in the receiver's memory and state; its queue comes from its heartbeat,
     # and a file that never completes becomes a "gap" (the transfer_gap check), not a stuck envelope.
-    Hop("transfer-receive", "inner", "單向接收端", ("transfer-receive",), enters=(), leaves=()),
+    # Its queue_depth counts datagrams, not files: the files it is assembling are its backlog.
+    Hop("transfer-receive", "inner", "單向接收端", ("transfer-receive",), enters=(), leaves=(),
+        depth_keys=("files_in_progress",)),
     Hop("inner-runner", "inner", "內部處理程序", ("inner-runner",), enters=("arrived", "retried"),
         leaves=("loaded", "quarantined", "refused", "duplicate", "rejected")),
 )

@@ -8,6 +8,7 @@ and says so plainly when the monitor is not running and the picture is old.
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -62,8 +63,13 @@ def _age(v: float | None) -> str:
     return "-" if v is None else duration_en(v)
 
 
+def _console() -> Console:
+    # Piped into a log or a mail the output has no terminal: 160 columns keep the tables readable.
+    return Console(width=shutil.get_terminal_size((160, 40)).columns)
+
+
 def print_status(data: dict[str, Any], *, zone: str, display_tz: str, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or _console()
     mon = data["monitor"]
     if not mon["running"]:
         when = mon["snapshot_at"] or "never"
@@ -89,28 +95,31 @@ def print_status(data: dict[str, Any], *, zone: str, display_tz: str, console: C
                         d.get("host") or "-", str(d.get("starts_last_hour", 0)), proc)
     console.print(daemons)
 
-    alerts = Table(title="告警 Alerts", title_justify="left")
-    for col in ("狀態 state", "嚴重度 severity", "檢查 check", "站 hop", "對象 subject", "開始 since", "摘要 summary"):
-        alerts.add_column(col, overflow="fold")
+    # Alerts as lines, not a table: their text must survive an 80-column terminal whole.
+    console.print("[bold]告警 Alerts[/]")
     for a in data["alerts"]:
         state = a["state"]
         if state == "firing" and a.get("inhibited_by"):
             state = "firing (inhibited)"
         elif state == "firing" and a.get("muted"):
             state = "firing (muted)"
+        lab = a["labels"]
+        colour = "red" if a["state"] == "firing" and a["severity"] == "critical" else "yellow"
         since = datetime.fromisoformat(a["since"] or a["active_since"])
-        alerts.add_row(state, a["severity"], a["labels"]["check"], a["labels"]["hop"], a["labels"].get("subject", ""),
-                       local_time(since, display_tz), f"{a['summary_zh']}\n{a['summary_en']}")
+        subject = f" [{lab['subject']}]" if lab.get("subject") else ""
+        console.print(f"[{colour}]● {state} {a['severity']}[/] {lab['check']} @ {lab['hop']}{subject} "
+                      f"host={lab['host']} since {local_time(since, display_tz)}", soft_wrap=True)
+        console.print(f"    {a['summary_zh']}", soft_wrap=True)
+        console.print(f"    {a['summary_en']}", soft_wrap=True)
     if not data["alerts"]:
-        alerts.add_row("-", "-", "-", "-", "-", "-", "沒有告警 no alerts")
-    console.print(alerts)
+        console.print("  沒有告警 no alerts")
     if data["unavailable"]:
         for name, err in data["unavailable"].items():
             console.print(f"[yellow]無法讀取 unavailable[/] {name}: {err}")
 
 
 def print_history(rows: list[dict[str, Any]], *, display_tz: str, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or _console()
     table = Table(title="告警歷史 Alert history (newest first)", title_justify="left")
     for col in ("時間 time", "狀態 state", "嚴重度 severity", "檢查 check", "站 hop", "對象 subject", "主機 host", "摘要 summary"):
         table.add_column(col, overflow="fold")
@@ -122,7 +131,7 @@ def print_history(rows: list[dict[str, Any]], *, display_tz: str, console: Conso
 
 
 def print_notifications(rows: list[dict[str, Any]], *, display_tz: str, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or _console()
     table = Table(title="通知紀錄 Notifications (newest first)", title_justify="left")
     for col in ("時間 time", "種類 kind", "原因 reason", "結果 result", "主旨 subject", "錯誤 error"):
         table.add_column(col, overflow="fold")

@@ -167,8 +167,12 @@ class ConsoleConfig(Section):
 
 
 class OuterConfig(Section):
+    """The outer zone's upload portal and API (tgw outer serve); docs/outer.md explains every key."""
+
     bind: str = "127.0.0.1:8080"
     workers: PositiveInt = 2
+    threads: PositiveInt = 4
+    timeout_seconds: PositiveInt = 120
     outbound: AnyPath = Path("var/outer/outbound")
     upload_tmp: AnyPath = Path("var/outer/incoming")
     max_upload_bytes: PositiveInt = 256 * 1024 * 1024
@@ -176,14 +180,43 @@ class OuterConfig(Section):
     min_free_fraction: Fraction = 0.05
     trusted_proxies: list[str] = []
     session_timeout_minutes: PositiveInt = 30
+    session_max_hours: PositiveInt = 12
     lockout_attempts: PositiveInt = 5
     lockout_minutes: PositiveInt = 15
     login_rate_per_minute: PositiveInt = 10
+    password_min_length: Annotated[int, Field(ge=8)] = 12
     secret_key_file: AnyPath = Path("var/outer/secret")
     cookie_secure: bool = True
     tls_certificate: ExistingFile | None = None
     tls_private_key: ExistingFile | None = None
     cert_expiry_warning_days: PositiveInt = 30
+    unsent_after_minutes: PositiveInt = 60
+    heartbeat_seconds: Annotated[float, Field(gt=0)] = 10.0
+    registration_export_dir: AnyPath = Path("var/outer/certreq")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        import ipaddress
+
+        for v in values:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an IP address or CIDR network") from None
+        return values
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> OuterConfig:
+        if (self.tls_certificate is None) != (self.tls_private_key is None):
+            raise ValueError("tls_certificate and tls_private_key go together: set both or neither")
+        return self
+
+    def tls_files(self) -> tuple[Path, Path] | None:
+        """(certificate, key) when gunicorn itself terminates TLS, else None (plain HTTP or a front proxy)."""
+        if self.tls_certificate is None or self.tls_private_key is None:
+            return None
+        return self.tls_certificate, self.tls_private_key
 
 
 class TransferSendConfig(Section):

@@ -135,7 +135,23 @@ _REASONS: tuple[ReasonInfo, ...] = (
     ReasonInfo("OVER_EPAYMENT_LIMIT", "超過電子支付限額，應以紙本辦理",
                "an amount above the electronic-payment limit (must go on paper)", (_L.DOCUMENTS,)),
     ReasonInfo("DUPLICATE_VOUCHER", "憑單號碼重複", "a voucher number appears twice or was loaded before",
-               (_L.DOCUMENTS,)),
+               (_L.DOCUMENTS, _L.INTAKE)),
+    # --- intake (the payment database)
+    ReasonInfo("REPLAY", "信封編號已使用過", "a different envelope reuses an envelope id (or release) seen before",
+               (_L.INTAKE, _L.UPLOAD)),
+    ReasonInfo("POISON", "重試多次仍無法處理", "processing crashed repeatedly; set aside after the configured tries",
+               (_L.INTAKE,)),
+    # --- outer zone upload (before or around the release check)
+    ReasonInfo("UPLOAD_TOO_LARGE", "上傳內容超過大小上限", "the upload exceeds the configured size limit", (_L.UPLOAD,)),
+    ReasonInfo("EMPTY_UPLOAD", "上傳內容為空", "the request carried no envelope", (_L.UPLOAD,)),
+    ReasonInfo("UNAUTHENTICATED", "未登入或存取權杖無效", "no valid session or bearer token", (_L.UPLOAD,)),
+    ReasonInfo("FORBIDDEN", "權限不足", "the user's role may not do this", (_L.UPLOAD,)),
+    ReasonInfo("IP_NOT_ALLOWED", "來源位址不在白名單", "the client address is not in the agency's allow-list",
+               (_L.UPLOAD,)),
+    ReasonInfo("RATE_LIMITED", "嘗試次數過多", "too many attempts; try again later", (_L.UPLOAD,)),
+    ReasonInfo("ACCOUNT_LOCKED", "帳號已鎖定", "too many failed logins; the account is locked for a while",
+               (_L.UPLOAD,)),
+    ReasonInfo("DISK_FULL", "系統儲存空間不足", "the spool's disk is nearly full; try again later", (_L.UPLOAD,)),
 )
 
 REASONS: dict[str, ReasonInfo] = {r.code: r for r in _REASONS}

@@ -46,6 +46,15 @@ class SignerRow(Base):
     note: Mapped[str | None] = mapped_column(String(512))
 
 
+class RegistryStateRow(Base):
+    """One row whose counter moves on every change, so readers can cache the registry safely."""
+
+    __tablename__ = "registry_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation: Mapped[int] = mapped_column(default=0)
+
+
 @dataclass(frozen=True)
 class Signer:
     fingerprint: str
@@ -86,6 +95,31 @@ class SignerRegistry:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         create_tables(engine)
+        self._cache: tuple[int, dict[str, Signer]] | None = None
+
+    def _bump(self, session) -> None:
+        state = session.get(RegistryStateRow, 1)
+        if state is None:
+            session.add(RegistryStateRow(id=1, generation=1))
+        else:
+            state.generation += 1
+
+    def current(self) -> dict[str, Signer]:
+        """Every registration by fingerprint, reloaded only when the registry changed.
+
+        One small query per call instead of one per signature: the opener asks once per
+        envelope, and a revocation is seen by the very next envelope.
+        """
+        with self.engine.connect() as conn:
+            generation = conn.execute(select(RegistryStateRow.generation).where(RegistryStateRow.id == 1)).scalar()
+        generation = generation or 0
+        cached = self._cache
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        with transaction(self.engine) as s:
+            signers = {r.fingerprint: _signer(r) for r in s.scalars(select(SignerRow))}
+        self._cache = (generation, signers)
+        return signers
 
     def add(self, cert: x509.Certificate, *, agency: str, role: str, delegate: bool = False,
             window_from: datetime | None = None, window_until: datetime | None = None,
@@ -117,12 +151,11 @@ class SignerRegistry:
             row.ski = ski.hex() if ski else None
             row.not_before, row.not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
             row.certificate, row.registered_at, row.revoked_at, row.note = der(cert), utcnow(), None, note
+            self._bump(s)
             return _signer(row)
 
     def get(self, fp: str) -> Signer | None:
-        with transaction(self.engine) as s:
-            row = s.get(SignerRow, fp.lower())
-            return _signer(row) if row else None
+        return self.current().get(fp.lower())
 
     def find_by_issuer_serial(self, issuer_der: bytes, serial: int) -> list[x509.Certificate]:
         with transaction(self.engine) as s:
@@ -153,6 +186,7 @@ class SignerRegistry:
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
                 row.note = note or row.note
+                self._bump(s)
             return _signer(row)
 
     def import_file(self, path: Path, *, replace: bool = False) -> list[Signer]:
@@ -172,6 +206,10 @@ class SignerRegistry:
                 cert = load_certificate_file(path.parent / e["certificate"])
                 window_from = _when(e.get("from"))
                 window_until = _when(e.get("until"))
+                existing = self.get(fingerprint(cert))
+                if (existing is not None and not replace and existing.agency == str(e["agency"])
+                        and existing.role == str(e["role"])):
+                    continue  # importing the same file twice changes nothing
                 added.append(self.add(cert, agency=str(e["agency"]), role=str(e["role"]),
                                       delegate=bool(e.get("delegate", False)), window_from=window_from,
                                       window_until=window_until, replace=replace))

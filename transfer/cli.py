@@ -56,12 +56,14 @@ def send(config_path: str) -> None:
     """
     from .sender import Sender
 
+    from .common import parse_address
+
     config = load(config_path, "transfer_send")
     try:
-        runner = Sender(config)
+        parse_address(config.transfer_send.target)
     except ValueError as exc:
         raise UsageProblem(f"config: transfer_send.target: {exc}") from None
-    _run_daemon(runner)
+    _run_daemon(Sender(config))
 
 
 @transfer.command()
@@ -74,10 +76,10 @@ def receive(config_path: str) -> None:
     """
     from .receiver import Receiver
 
+    from .common import parse_address
+
     config = load(config_path, "transfer_receive")
     try:
-        from .common import parse_address
-
         parse_address(config.transfer_receive.listen)
     except ValueError as exc:
         raise UsageProblem(f"config: transfer_receive.listen: {exc}") from None
@@ -273,8 +275,10 @@ def ledger(config_path: str, limit: int, as_json: bool) -> None:
 @click.option("--rate", type=click.IntRange(min=0), default=0, show_default=True,
               help="速率上限 bit/s，0 為不限 / rate cap in bits per second (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="亂數種子 / random seed.")
+@click.option("--source", metavar="HOST:PORT", default=None,
+              help="轉送時使用的來源位址 / send from this address (for receivers that check the source port).")
 def relay(listen: str, to: str, loss: float, burst: int, burst_prob: float, reorder: float, duplicate: float,
-          corrupt: float, rate: int, seed: int) -> None:
+          corrupt: float, rate: int, seed: int, source: str | None) -> None:
     """模擬有損耗的單向鏈路（測試與展示用）。
 
     A seeded lossy link in user space between sender and receiver, for tests and demos.
@@ -286,7 +290,7 @@ def relay(listen: str, to: str, loss: float, burst: int, burst_prob: float, reor
 
     try:
         r = Relay(listen, to, Fates(loss=loss, burst=burst, burst_prob=burst_prob, reorder=reorder,
-                                    duplicate=duplicate, corrupt=corrupt, rate_bps=rate, seed=seed))
+                                    duplicate=duplicate, corrupt=corrupt, rate_bps=rate, seed=seed), source=source)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     except OSError as exc:

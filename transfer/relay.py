@@ -46,7 +46,7 @@ class RelayCounters:
 
 
 class Relay:
-    def __init__(self, listen: str, to: str, fates: Fates) -> None:
+    def __init__(self, listen: str, to: str, fates: Fates, *, source: str | None = None) -> None:
         family, addr = parse_address(listen)
         self.inp = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -58,6 +58,9 @@ class Relay:
         out_family, self.to = parse_address(to)
         self.out = socket.socket(out_family, socket.SOCK_DGRAM)
         self.out.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 * 1024 * 1024)
+        if source:
+            # Some receivers (udpcast) accept data only from the port they expect the sender on.
+            self.out.bind(parse_address(source)[1])
         self.fates = fates
         self.rng = random.Random(fates.seed)
         self.bucket = TokenBucket(fates.rate_bps) if fates.rate_bps else None

@@ -48,5 +48,15 @@ def state_number(state: dict[str, Any], *keys: str) -> float | None:
 DEPTH_KEYS = ("queue_depth", "depth", "queued")
 AGE_KEYS = ("oldest_age_seconds", "oldest_age")
 GAP_KEYS = ("open_gaps", "gaps_open", "gaps", "gap_count")
-DROP_KEYS = ("udp_drops", "drops", "rcvbuf_errors", "udp_rcvbuf_errors")
-DISK_FREE_KEYS = ("disk_free_bytes", "free_bytes")
+DISK_FREE_KEYS = ("disk_free_bytes", "disk_free", "free_bytes")
+
+
+def drop_counter(state: dict[str, Any]) -> float | None:
+    """Datagrams the receiver lost: the kernel's drops for its socket (or, without them, the
+    host's Udp RcvbufErrors) plus its own receive queue's overflows. None when not reported."""
+    kernel = state.get("kernel") if isinstance(state.get("kernel"), dict) else {}
+    parts = [state_number(kernel, "socket_drops", "udp_rcvbuf_errors"),
+             state_number(state, "queue_drops"),
+             state_number(state, "udp_drops", "drops")]
+    found = [p for p in parts if p is not None]
+    return sum(found) if found else None

@@ -8,7 +8,7 @@ from ..hops import HOPS, Hop
 from ..model import Alert
 from ..snapshot import DaemonSeen, Snapshot
 from ..text import duration_en, duration_zh
-from .base import AGE_KEYS, DEPTH_KEYS, CheckEnv, state_number
+from .base import AGE_KEYS, CheckEnv, state_number
 
 # One mail listing hundreds of envelopes helps nobody: beyond this many, one summary alert.
 MAX_STUCK_ALERTS_PER_HOP = 25
@@ -18,7 +18,7 @@ def _reporter(snap: Snapshot, hop: Hop) -> DaemonSeen | None:
     """The daemon whose heartbeat reports the hop's queue, if any."""
     for name in hop.daemons:
         seen = snap.daemons.get(name)
-        if seen and state_number(seen.state, *DEPTH_KEYS, *AGE_KEYS) is not None:
+        if seen and state_number(seen.state, *hop.depth_keys, *AGE_KEYS) is not None:
             return seen
     return None
 
@@ -26,18 +26,22 @@ def _reporter(snap: Snapshot, hop: Hop) -> DaemonSeen | None:
 def hop_backlog(snap: Snapshot, hop: Hop, now: datetime) -> tuple[float | None, float | None, str, str | None]:
     """(depth, oldest age in seconds, source, reporting host) of one hop.
 
-    The daemon's own count is preferred (it sees its spool); without one, the envelopes the
-    provenance events place in the hop stand in (the upload portal has no queue of its own).
+    The daemon's own figures are preferred (it sees its spool); what it does not report is
+    taken from the envelopes the provenance events place in the hop (the upload portal has no
+    queue of its own, the sender reports no age).
     """
     seen = _reporter(snap, hop)
-    if seen is not None:
-        return (state_number(seen.state, *DEPTH_KEYS), state_number(seen.state, *AGE_KEYS),
-                f"heartbeat:{seen.name}", seen.host)
-    present = snap.tracker.open_in(hop.name)
-    if not hop.enters:
-        return None, None, "none", None
-    age = (now - present[0][1].entered_at).total_seconds() if present else 0.0
-    return float(len(present)), age, "events", None
+    depth = state_number(seen.state, *hop.depth_keys) if seen else None
+    age = state_number(seen.state, *AGE_KEYS) if seen else None
+    sources = [f"heartbeat:{seen.name}"] if seen else []
+    if hop.enters and (depth is None or age is None):
+        present = snap.tracker.open_in(hop.name)
+        if depth is None:
+            depth = float(len(present))
+        if age is None:
+            age = (now - present[0][1].entered_at).total_seconds() if present else 0.0
+        sources.append("events")
+    return depth, age, "+".join(sources) or "none", seen.host if seen else None
 
 
 def _level(value: float, warn: float, critical: float) -> str | None:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from ..model import Alert
 from ..snapshot import Snapshot
 from ..text import size
-from .base import DISK_FREE_KEYS, DROP_KEYS, GAP_KEYS, CheckEnv, state_number
+from .base import DISK_FREE_KEYS, GAP_KEYS, CheckEnv, drop_counter, state_number
 
 RECEIVER = "transfer-receive"
 SENDERS = ("transfer-send", "outer.transfer-send")
@@ -99,7 +99,7 @@ def udp_drops(snap: Snapshot, env: CheckEnv, now: datetime) -> list[Alert]:
     grown, first = drop_increase(snap.drop_samples.get(RECEIVER, ()), now, window)
     if grown < env.monitor.udp_drops_warn:
         return []
-    total = state_number(receiver.state, *DROP_KEYS)
+    total = drop_counter(receiver.state)
     return [Alert(
         zone=env.zone, hop=RECEIVER, check="udp_drops", host=receiver.host, severity="warning", since=first,
         summary_zh=f"接收端 {window:g} 秒內丟棄 {grown} 個 UDP 封包",

@@ -9,6 +9,7 @@ from tgw_common.reasons import REASONS
 
 A = "A10001"
 DOCUMENT_SCENARIOS = tuple(BAD_DOCUMENT_CODES)
+TRIGGERED = set(DOCUMENT_SCENARIOS)
 
 
 @pytest.mark.parametrize("code", DOCUMENT_SCENARIOS)

@@ -51,7 +51,7 @@ def stop_fake(runner: FakeRunner, thread: threading.Thread) -> None:
 
 def metrics(port: int) -> str:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:  # noqa: S310 - loopback
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
             return r.read().decode()
     except OSError:
         return ""
@@ -101,6 +101,15 @@ def test_daemon_stop_gives_one_alert_and_one_resolved_mail_across_monitor_restar
         assert done.returncode == 0, done.stdout + done.stderr
         assert json.loads(done.stdout)["monitor"]["running"] is True
 
+        # Envelope events reach the counters and latencies (read from the zone DB, woken by the feed).
+        prov = fake[0].provenance
+        prov.record("arrived", "transfer-receive", sha256="c" * 64, tracking_id="T-LIVE")
+        prov.record("loaded", "inner-runner", sha256="c" * 64, envelope_id="E-LIVE")
+        text = wait_until(lambda: (t := metrics(mport)) and sample(t, "tgw_hop_events_total", event="loaded") and t,
+                          20, "the events on /metrics")
+        assert sample(text, "tgw_hop_events_total", hop="transfer-receive", event="arrived") == 1.0
+        assert sample(text, "tgw_hop_latency_seconds_count", hop="inner-runner") == 1.0
+
         stop_fake(*fake)
         [mail] = wait_until(lambda: smtp.sink.mails(), 20, "the alert mail")
         assert mail["X-TGW-Kind"] == "firing"
@@ -109,7 +118,9 @@ def test_daemon_stop_gives_one_alert_and_one_resolved_mail_across_monitor_restar
         assert "程式停止（無心跳）" in text and "daemon down (no heartbeat)" in text and "systemctl status" in text
         assert smtp.sink.envelopes[0][1] == ["ops@treasury.example.tw"]
 
-        text = metrics(mport)
+        # The mail leaves mid-cycle; the view /metrics serves is complete at the cycle's end.
+        text = wait_until(lambda: (t := metrics(mport)) and sample(t, "tgw_alerts_firing") == 1.0 and t, 10,
+                          "the alert on /metrics")
         assert sample(text, "tgw_daemon_up", daemon="inner-runner") == 0.0
         assert sample(text, "tgw_alert", check="daemon_down", state="firing") == 1.0
         done = tgw("monitor", "status", "--config", str(cfg_path), "--json")
@@ -142,6 +153,29 @@ def test_daemon_stop_gives_one_alert_and_one_resolved_mail_across_monitor_restar
         stop_fake(*fake)
         rc = mon.stop()
     assert rc == 0, (tmp_path / "monitor.log").read_text()[-3000:]
+
+
+def test_run_once(tmp_path, smtp):
+    from datetime import timedelta
+
+    from tgw_common.db import utcnow
+
+    from .mkit import beat
+
+    cfg_path = write_monitor_config(tmp_path, smtp_port=smtp.port, daemons=["transfer-send"], zone="outer",
+                                    pending_seconds=0)
+    from tgw_common.db import create_tables
+
+    db = make_engine(load_config(cfg_path).database.url)
+    create_tables(db)
+    beat(db, "transfer-send", utcnow() - timedelta(hours=1), zone="outer")
+    done = tgw("monitor", "run", "--config", str(cfg_path), "--once")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert [t["state"] for t in result["transitions"]] == ["pending", "firing"]
+    assert result["notices"] == [{"kind": "firing", "group": '{zone="outer",hop="transfer-send"}', "result": "sent"}]
+    [mail] = smtp.sink.mails()
+    assert "[outer]" in mail["Subject"] and "transfer-send" in mail["Subject"]
 
 
 def test_status_says_when_the_monitor_is_not_running(setup):

@@ -158,14 +158,17 @@ def test_restarts_gaps_drops_and_sender_health(tmp_path, smtp):
     t0 = MONDAY_10
     for i in range(5):  # five sessions within the hour
         at = t0 + timedelta(minutes=i)
-        beat(engine.db, "transfer-receive", at, session=f"r{i}", open_gaps=0, udp_drops=100)
-        beat(engine.db, "outer.transfer-send", at, session="s1", disk_free_bytes=20 * 2**30, last_seq=7)
+        # State shaped as transfer/receiver.py and transfer/sender.py report it.
+        beat(engine.db, "transfer-receive", at, session=f"r{i}", open_gaps=0, queue_drops=0,
+             kernel={"socket_drops": 100, "udp_rcvbuf_errors": 100}, queue_depth=5000, files_in_progress=1)
+        beat(engine.db, "outer.transfer-send", at, session="s1", disk_free=20 * 2**30, last_seq=7, queue_depth=0)
         engine.cycle(at)
     assert {a.check for a in engine.notifier.firing()} == {"restarts"}
 
     at = t0 + timedelta(minutes=5)
-    beat(engine.db, "transfer-receive", at, session="r4", open_gaps=2, udp_drops=150, gap_seqs=[41, 42])
-    beat(engine.db, "outer.transfer-send", at, session="s1", disk_free_bytes=3 * 2**30, last_error="disk nearly full")
+    beat(engine.db, "transfer-receive", at, session="r4", open_gaps=2, queue_drops=20, kernel={"socket_drops": 130},
+         gap_seqs=[41, 42])
+    beat(engine.db, "outer.transfer-send", at, session="s1", disk_free=3 * 2**30, last_error="disk nearly full")
     engine.cycle(at)
     firing = {(a.check, a.labels["subject"]): a for a in engine.notifier.firing()}
     assert firing[("transfer_gap", "")].severity == "critical"
@@ -178,8 +181,8 @@ def test_restarts_gaps_drops_and_sender_health(tmp_path, smtp):
 
     # An hour later nothing restarted, the gaps were filled and the drops stopped.
     later = t0 + timedelta(minutes=70)
-    beat(engine.db, "transfer-receive", later, session="r4", open_gaps=0, udp_drops=150)
-    beat(engine.db, "outer.transfer-send", later, session="s1", disk_free_bytes=20 * 2**30)
+    beat(engine.db, "transfer-receive", later, session="r4", open_gaps=0, queue_drops=20, kernel={"socket_drops": 130})
+    beat(engine.db, "outer.transfer-send", later, session="s1", disk_free=20 * 2**30)
     engine.cycle(later)
     assert engine.notifier.firing() == []
 

@@ -128,9 +128,14 @@ class Link:
         self.procs.append(p)
         return p
 
+    def _log_count(self, name: str, text: bytes) -> int:
+        log = self.root / f"{name}.log"
+        return log.read_bytes().count(text) if log.exists() else 0
+
     def receiver(self, prefix: list[str] | None = None) -> Proc:
+        before = self._log_count("receiver", b"receiver ready")
         p = self.start(["transfer", "receive", "--config", str(self.recv_cfg)], "receiver", prefix)
-        wait_until(lambda: b"receiver ready" in (self.root / "receiver.log").read_bytes() or not p.alive(),
+        wait_until(lambda: self._log_count("receiver", b"receiver ready") > before or not p.alive(),
                    20, "receiver start")
         assert p.alive(), (self.root / "receiver.log").read_text()
         return p
@@ -139,9 +144,10 @@ class Link:
         return self.start(["transfer", "send", "--config", str(self.send_cfg)], "sender", prefix)
 
     def relay(self, *flags: str) -> Proc:
+        before = self._log_count("relay", b"listening")
         p = self.start(["transfer", "relay", "--listen", f"127.0.0.1:{self.send_port}",
                         "--to", f"127.0.0.1:{self.recv_port}", *flags], "relay")
-        wait_until(lambda: b"listening" in (self.root / "relay.log").read_bytes() or not p.alive(), 20, "relay")
+        wait_until(lambda: self._log_count("relay", b"listening") > before or not p.alive(), 20, "relay")
         return p
 
     def tgw(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

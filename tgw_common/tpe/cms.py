@@ -63,11 +63,61 @@ def load_content_info(data: bytes, layer: Layer, expected: tuple[str, ...]) -> c
         if ctype not in expected:
             raise Refusal("WRONG_CONTENT_TYPE", layer,
                           f"content type is {ctype or info['content_type'].dotted}, expected {' or '.join(expected)}")
-        # Re-encoding canonically and comparing rejects BER (indefinite lengths, constructed
-        # strings, non-minimal lengths) anywhere inside, which the profile forbids.
-        if info.dump(force=True) != data:
-            raise Refusal("MALFORMED_DER", layer, "BER, not DER (indefinite or non-minimal encoding)")
+        problem = ber_problem(data)
+        if problem:
+            raise Refusal("MALFORMED_DER", layer, f"BER, not DER: {problem}")
         return info
+
+
+# Universal tags whose constructed form is BER-only (DER requires the primitive form).
+_STRING_TAGS = {0x03, 0x04, 0x0C, 0x12, 0x13, 0x14, 0x16, 0x17, 0x18, 0x1A, 0x1E}
+
+
+def ber_problem(data: bytes, max_depth: int = 64) -> str | None:
+    """Walk the TLVs and name the first BER-only encoding, or None if the encoding is DER-shaped.
+
+    Catches what BER producers actually emit (indefinite lengths, long or padded length
+    octets, constructed strings). Re-encoding with asn1crypto (dump(force=True)) checks the
+    same and more but costs two thirds of an envelope's opening time; the signatures
+    cover the semantics, so this is the part of DER that matters here.
+    """
+    stack = [(0, len(data), 0)]
+    while stack:
+        pos, end, depth = stack.pop()
+        if depth > max_depth:
+            return "nested too deeply"
+        while pos < end:
+            first = data[pos]
+            pos += 1
+            if first & 0x1F == 0x1F:  # high tag number: skip its base-128 octets
+                while pos < end and data[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            if pos >= end:
+                return "truncated tag"
+            length = data[pos]
+            pos += 1
+            if length == 0x80:
+                return f"indefinite length at byte {pos - 2}"
+            if length & 0x80:
+                count = length & 0x7F
+                octets = data[pos:pos + count]
+                if len(octets) != count:
+                    return "truncated length"
+                if octets[0] == 0:
+                    return f"length with leading zero octet at byte {pos - 1}"
+                length = int.from_bytes(octets, "big")
+                if length < 0x80:
+                    return f"long-form length for {length} bytes at byte {pos - 1}"
+                pos += count
+            if pos + length > end:
+                return "length beyond the end"
+            if first & 0x20:
+                if first & 0xC0 == 0 and first & 0x1F in _STRING_TAGS:
+                    return f"constructed string at byte {pos}"
+                stack.append((pos, pos + length, depth + 1))
+            pos += length
+    return None
 
 
 def signing_time_of(value: object) -> datetime:

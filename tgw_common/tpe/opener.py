@@ -98,7 +98,7 @@ class EnvelopeOpener:
         return self.registry.find_by_ski(sid.chosen.native)
 
     def _judge(self, check: SignerCheck, *, layer: Layer, moment: datetime, roles: tuple[str, ...],
-               agency: str | None, carried: list[x509.Certificate]) -> Signer:
+               agency: str | None, carried: list[x509.Certificate], registered: dict[str, Signer]) -> Signer:
         skew = timedelta(seconds=self.policy.clock_skew_seconds)
         n = check.index + 1
         if check.signing_time > moment + skew:
@@ -110,21 +110,23 @@ class EnvelopeOpener:
                           f"{self.policy.max_signing_age_seconds // 86400} days")
         self.trust.validate(check.certificate, layer=layer, moment=moment, signing_time=check.signing_time,
                             extra_certs=[c for c in carried if c is not check.certificate])
-        entry = self.registry.get(fingerprint(check.certificate))
+        entry = registered.get(fingerprint(check.certificate))
         return check_role(entry, check.certificate, layer=layer, agency=agency, roles=roles,
                           signing_time=check.signing_time)
 
     # --- layer 1
-    def check_release(self, data: bytes, *, moment: datetime | None = None, agency: str | None = None) -> ReleaseCheck:
+    def check_release(self, data: bytes, *, moment: datetime | None = None, agency: str | None = None,
+                      registered: dict[str, Signer] | None = None) -> ReleaseCheck:
         """The release layer alone: one releaser, signature, path, CRL, registry (and agency, if given)."""
         moment = moment or datetime.now(UTC)
+        registered = registered if registered is not None else self.registry.current()
         if len(data) > self.limits.max_envelope_bytes:
             raise Refusal("TOO_LARGE", Layer.RELEASE, f"{len(data)} bytes, the limit is {self.limits.max_envelope_bytes}")
         layer = read_signed(data, layer=Layer.RELEASE, digests=self.policy.digest_algorithms,
                             signatures=self.policy.signature_algorithms, lookup=self._lookup, exactly_one=True)
         check = layer.signers[0]
         entry = self._judge(check, layer=Layer.RELEASE, moment=moment, roles=("releaser",), agency=agency,
-                            carried=layer.certificates)
+                            carried=layer.certificates, registered=registered)
         return ReleaseCheck(sha256=hashlib.sha256(data).hexdigest(),
                             release_digest=hashlib.sha256(layer.content).hexdigest(),
                             releaser=_summary(check, entry), sealed=layer.content)
@@ -134,7 +136,8 @@ class EnvelopeOpener:
         if self.treasury_key is None or self.treasury_certificate is None:
             raise RuntimeError("opening needs the treasury certificate and private key (inner zone only)")
         moment = moment or datetime.now(UTC)
-        release = self.check_release(data, moment=moment)
+        registered = self.registry.current()  # one consistent view of the registry for the whole envelope
+        release = self.check_release(data, moment=moment, registered=registered)
 
         approved, seal = open_seal(release.sealed, certificate=self.treasury_certificate,
                                    private_key=self.treasury_key, ciphers=self.policy.content_ciphers,
@@ -146,7 +149,7 @@ class EnvelopeOpener:
         if len(set(prints)) < len(prints):
             raise Refusal("APPROVALS_SAME_CERT", Layer.APPROVAL, "two approvals were made with one certificate")
         entries = [self._judge(c, layer=Layer.APPROVAL, moment=moment, roles=("accountant", "head"), agency=None,
-                               carried=layer.certificates) for c in layer.signers]
+                               carried=layer.certificates, registered=registered) for c in layer.signers]
         roles = {e.role for e in entries}
         if len(entries) < 2 or not {"accountant", "head"} <= roles:
             have = ", ".join(sorted(e.role + (" (delegate)" if e.delegate else "") for e in entries))

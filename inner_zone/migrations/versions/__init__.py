@@ -1,0 +1,1 @@
+"""Migration scripts; the package marker makes setuptools ship them with the wheel."""
