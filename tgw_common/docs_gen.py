@@ -1,12 +1,23 @@
-"""Regenerate docs/reason-codes.md from the reason table: `python -m tgw_common.docs_gen`."""
+"""Regenerate the generated parts of the docs: `python -m tgw_common.docs_gen`.
+
+docs/reason-codes.md comes from tgw_common/reasons.py and docs/configuration.md's key
+table from the Config model, so neither can drift from the code (tests compare them).
+"""
 
 from __future__ import annotations
 
+import types
+import typing
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from .config import Config
 from .reasons import reason_table_markdown
 
-HEADER = """# Reason codes 拒絕原因代碼
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+REASONS_HEADER = """# Reason codes 拒絕原因代碼
 
 Every refusal names one of these codes and the layer it came from. They are stable: a code
 is never renamed or reused. API answers carry them as `reason`, quarantine files as
@@ -25,11 +36,120 @@ test fails when the two differ.
 
 """
 
+# What each foundation key means; the parts' sections are described in their own docs.
+DESCRIPTIONS = {
+    "node.zone": "`outer` (internet side) or `inner` (intranet side); recorded with every event.",
+    "node.host": "Host name recorded with every event and heartbeat (default: the machine's name).",
+    "node.data_dir": "Base folder for the process's own state.",
+    "database.url": "SQLAlchemy URL of the zone's database: `sqlite:///relative/or/absolute.db` (relative to "
+                    "this file) or `postgresql+psycopg://user@host/db`.",
+    "database.echo": "Log every SQL statement (debugging only).",
+    "events.publish": "ZeroMQ endpoint the process's PUB socket connects to (the zone monitor's `monitor.listen`);"
+                      " null: events go to the database only.",
+    "events.keep_days": "How long provenance events are kept.",
+    "trust.anchors": "Trust anchors (the government root CA): PEM or DER files, at least one.",
+    "trust.intermediates": "Intermediate CA certificates (e.g. GCA) used to build paths; signers may also carry them.",
+    "trust.crl_dir": "Folder of CRLs (`*.crl`, `*.der`, `*.pem`); the newest per issuer is used. Every CA on a path "
+                     "needs one, the intermediate's from the root.",
+    "trust.crls": "Individual CRL files, in addition to `crl_dir`.",
+    "trust.stale_crl": "A CRL past its nextUpdate: `hold` keeps the envelope until a fresh CRL arrives; `refuse` "
+                       "refuses it (CRL_STALE either way, never accepted silently).",
+    "treasury.certificate": "The treasury's current envelope certificate: seals must name it.",
+    "treasury.private_key": "Its private key: inner zone only; the outer zone has none.",
+    "treasury.private_key_password_env": "Name of an environment variable holding the key's password, if encrypted.",
+    "treasury.legacy_pkcs1v15": "Accept RSA PKCS #1 v1.5 key transport (the profile's legacy mode). Off by default.",
+    "policy.clock_skew_seconds": "How far signingTime may lie in the future.",
+    "policy.max_signing_age_seconds": "How old signingTime may be at receipt.",
+    "policy.digest_algorithms": "Digests accepted in signatures (subset of sha256, sha384, sha512).",
+    "policy.signature_algorithms": "Signature schemes accepted (subset of rsassa_pkcs1v15, rsassa_pss).",
+    "policy.content_ciphers": "Seal ciphers accepted (subset of aes256_cbc, aes128_cbc, aes256_gcm).",
+    "limits.max_envelope_bytes": "Largest envelope file accepted (TOO_LARGE).",
+    "limits.max_entries": "Most entries in the payload ZIP (ARCHIVE_TOO_MANY_ENTRIES).",
+    "limits.max_entry_bytes": "Largest unpacked entry (ARCHIVE_TOO_LARGE).",
+    "limits.max_total_bytes": "Largest unpacked archive (ARCHIVE_TOO_LARGE).",
+    "limits.max_compression_ratio": "Largest unpacked:packed ratio of an entry over 1 MiB (ARCHIVE_RATIO).",
+}
+PART_DOCS = {
+    "documents": "documents.md", "inner": "inner.md", "console": "console.md", "outer": "outer.md",
+    "transfer_send": "transfer.md", "transfer_receive": "transfer.md", "monitor": "monitoring.md",
+}
+
+
+def _type_name(annotation) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return " \\| ".join(f"`{a}`" for a in typing.get_args(annotation))
+    if origin in (list, dict):
+        return f"{origin.__name__} of {', '.join(_type_name(a) for a in typing.get_args(annotation))}"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"
+    return getattr(annotation, "__name__", str(annotation)).replace("NoneType", "null")
+
+
+def _rows(model: type[BaseModel], prefix: str, section: str):
+    for name, field in model.model_fields.items():
+        if name == "source":
+            continue
+        key = f"{prefix}{name}"
+        annotation = field.annotation
+        inner = [a for a in (typing.get_args(annotation) or (annotation,)) if isinstance(a, type)]
+        nested = next((a for a in inner if issubclass(a, BaseModel)), None)
+        if nested is not None and not prefix:
+            yield from _rows(nested, f"{key}.", name)
+            continue
+        value = field.get_default(call_default_factory=False)
+        shown = str(value) if isinstance(value, Path) else repr(value)
+        default = "required" if field.is_required() else f"`{shown}`"
+        if field.default_factory is not None:
+            default = "(computed)"
+        described = DESCRIPTIONS.get(key) or (f"see [{PART_DOCS[section]}]({PART_DOCS[section]})"
+                                             if section in PART_DOCS else "")
+        yield f"| `{key}` | {_type_name(annotation)} | {default} | {described} |"
+
+
+def config_table_markdown() -> str:
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    lines += list(_rows(Config, "", ""))
+    return "\n".join(lines) + "\n"
+
+
+CONFIG_HEADER = """# Configuration 設定
+
+Every process reads one YAML file, given with `--config FILE` (or `TGW_CONFIG`). All files
+share one typed model (`tgw_common/config.py`); a process uses the sections it needs.
+Examples, one per process, are in [`config/`](../config/).
+
+- Relative paths (files, folders, `sqlite:///` URLs) are relative to the YAML file's folder.
+- An unknown key, a wrong type, a missing required key or a missing file stops start-up
+  with exit code 2 and a message naming the file, the key and the problem, e.g.
+  `config/inner.yaml: limits.max_entries: Input should be a valid integer; policy.colour: unknown key`.
+- Files that must exist (trust anchors, CRL files, the treasury certificate and key) are
+  checked at load time.
+
+| process | example | sections it needs |
+|---|---|---|
+| `tgw envelope open`, `tgw inner run`, `tgw inner process` | `config/inner.yaml` | node, database, trust, treasury, policy, limits, documents, inner |
+| `tgw outer serve` | `config/outer.yaml` | node, database, trust, policy, limits, outer (no treasury key) |
+| `tgw transfer send` / `receive` | `config/transfer-send.yaml`, `config/transfer-receive.yaml` | node, database, transfer_send / transfer_receive |
+| `tgw monitor run` | `config/monitor-outer.yaml`, `config/monitor-inner.yaml` | node, database, monitor |
+| `tgw registry ...` | any of the zone's files | database |
+
+## Every key
+
+Generated from the model (`python -m tgw_common.docs_gen`); a test fails when it differs.
+Sections without a description here are described in the part's own document.
+
+"""
+
 
 def main() -> None:
-    path = Path(__file__).resolve().parent.parent / "docs" / "reason-codes.md"
-    path.write_text(HEADER + reason_table_markdown(), encoding="utf-8")
-    print(f"wrote {path}")
+    (DOCS / "reason-codes.md").write_text(REASONS_HEADER + reason_table_markdown(), encoding="utf-8")
+    (DOCS / "configuration.md").write_text(CONFIG_HEADER + config_table_markdown(), encoding="utf-8")
+    print(f"wrote {DOCS / 'reason-codes.md'} and {DOCS / 'configuration.md'}")
 
 
 if __name__ == "__main__":

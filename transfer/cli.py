@@ -54,9 +54,8 @@ def send(config_path: str) -> None:
     Outer side: number finished files from the outbound spool and send them one way
     over UDP (FEC, paced, repeated, heartbeats). Runs until SIGTERM.
     """
-    from .sender import Sender
-
     from .common import parse_address
+    from .sender import Sender
 
     config = load(config_path, "transfer_send")
     try:
@@ -74,9 +73,8 @@ def receive(config_path: str) -> None:
     Inner side: receive datagrams, reassemble and decode, check SHA-256, publish into
     the inbound spool by atomic rename; record gaps. Never sends a packet. Runs until SIGTERM.
     """
-    from .receiver import Receiver
-
     from .common import parse_address
+    from .receiver import Receiver
 
     config = load(config_path, "transfer_receive")
     try:

@@ -36,7 +36,9 @@ class Fates:
 @dataclass
 class RelayCounters:
     received: int = 0
+    bytes_received: int = 0
     forwarded: int = 0
+    bytes_forwarded: int = 0
     dropped: int = 0
     burst_dropped: int = 0
     reordered: int = 0
@@ -79,6 +81,7 @@ class Relay:
         try:
             self.out.sendto(dg, self.to)
             self.counters.forwarded += 1
+            self.counters.bytes_forwarded += len(dg)
         except OSError:
             # Nobody listening (ECONNREFUSED from an earlier ICMP) or a full queue: the datagram is lost.
             self.counters.extra["send_errors"] = self.counters.extra.get("send_errors", 0) + 1
@@ -96,6 +99,7 @@ class Relay:
     def handle(self, dg: bytes) -> None:
         f, rng, c = self.fates, self.rng, self.counters
         c.received += 1
+        c.bytes_received += len(dg)
         if self._held:
             self._release_held()
         if self._burst_left > 0:
@@ -149,6 +153,7 @@ class Relay:
 
     def stats(self) -> dict:
         c = self.counters
-        return {"received": c.received, "forwarded": c.forwarded, "dropped": c.dropped,
+        return {"received": c.received, "bytes_received": c.bytes_received, "forwarded": c.forwarded,
+                "bytes_forwarded": c.bytes_forwarded, "dropped": c.dropped,
                 "burst_dropped": c.burst_dropped, "reordered": c.reordered, "duplicated": c.duplicated,
                 "corrupted": c.corrupted, **c.extra}

@@ -129,3 +129,14 @@ def test_monitor_config_rejects_inconsistent_values():
         MonitorConfig(smtp={"username": "monitor"})
     with pytest.raises(ValidationError, match="not both"):
         MonitorConfig(smtp={"starttls": True, "implicit_tls": True})
+
+
+@pytest.mark.parametrize("name", ["monitor-outer.yaml", "monitor-inner.yaml"])
+def test_example_configs_are_valid(name):
+    from pathlib import Path
+
+    from monitoring.engine import config_problems
+    from tgw_common.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "config" / name, check_files=False)
+    assert cfg.monitor is not None and config_problems(cfg) == []

@@ -53,10 +53,8 @@ def _feed(asm: Assembler, dgs):
     done = None
     for dg in dgs:
         msg = wire.parse(dg)
-        if isinstance(msg, wire.DataHeader):
-            a = asm.data(msg, memoryview(dg)[wire.DATA_HEADER_SIZE:])
-        else:
-            a = asm.meta(msg)
+        is_data = isinstance(msg, wire.DataHeader)
+        a = asm.data(msg, memoryview(dg)[wire.DATA_HEADER_SIZE:]) if is_data else asm.meta(msg)
         if a is not None:
             done = a
     return done

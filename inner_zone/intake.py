@@ -1,0 +1,396 @@
+"""The one linear pipeline every envelope goes through: open, validate, load, archive.
+
+    claimed -> decrypted -> verified -> unpacked -> validated -> loaded -> archived
+                 \\____________ any refusal: refused -> quarantined (or held) ____________/
+
+The runner and `tgw inner process` both call `Intake.process`; there is no other way
+into the payment tables. The TPE/1 library opens every layer in one call (release,
+seal, approval, payload); the documents are validated here, with the library's own
+`validate_documents`, only because the e-payment limit depends on the agency's row in
+the database. The step events are recorded from the result.
+
+Exactly once:
+- an envelope whose SHA-256 is already loaded is a duplicate: a "duplicate" event, nothing
+  loaded (or, when its archive step never finished, that step is finished now);
+- a new envelope reusing a loaded envelope id is refused (REPLAY), a voucher number
+  loaded before for the same agency and fiscal year too (DUPLICATE_VOUCHER);
+- the load, its events and its load record are one transaction; the unique keys of the
+  tables catch the race that the checks before them cannot;
+- the original file is archived only after the commit, to a name fixed in the
+  transaction, so a crash in between is repaired by the next try (see _already_loaded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+
+from tgw_common.config import Config
+from tgw_common.db import transaction, utcnow
+from tgw_common.documents import validate_documents
+from tgw_common.events import Provenance
+from tgw_common.reasons import Layer, Refusal
+from tgw_common.spool import fsync_dir
+from tgw_common.tpe import EnvelopeOpener, OpenedEnvelope
+
+from .agencies import AgencyPolicy, policy_for
+from .fileops import place_file, sha256_file, tracking_id
+from .models import LEDGER_LIVE, LEDGER_TEST, Document, Envelope, LoadRecord, Payee
+from .quarantine import HELD, OPEN, Quarantine
+
+log = logging.getLogger(__name__)
+
+HOP = "inner-runner"
+TAIPEI = ZoneInfo("Asia/Taipei")
+STEPS = ("decrypted", "verified", "unpacked", "validated")
+# How many of STEPS an envelope passed before a refusal from each layer.
+_PASSED = {Layer.RELEASE: 0, Layer.SEAL: 0, Layer.APPROVAL: 1, Layer.PAYLOAD: 2, Layer.DOCUMENTS: 3,
+           Layer.INTAKE: 4, Layer.UPLOAD: 0, Layer.TRANSFER: 0}
+
+
+@dataclass
+class Outcome:
+    """What became of one envelope; `tgw inner process --json` prints it."""
+
+    status: str  # loaded | duplicate | refused | held | checked (dry run, would load)
+    name: str
+    sha256: str
+    tracking_id: str
+    envelope_id: str | None = None
+    agency: str | None = None
+    reason: str | None = None
+    layer: str | None = None
+    message: str | None = None
+    loaded_documents: int = 0
+    mode: str | None = None
+    released_for_payment: bool | None = None
+    quarantine_id: str | None = None
+    archive_path: str | None = None
+    recovered: bool = False  # the load was committed earlier; only its archive step was finished now
+    dry_run: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in ("loaded", "duplicate", "checked")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, **asdict(self)}
+
+
+@dataclass
+class _Job:
+    src: Path
+    name: str
+    tracking_id: str
+    sha256: str
+    size: int
+    tries: int
+    claimed_at: datetime
+    keep_source: bool
+    dry_run: bool
+    envelope_id: str | None = None
+    agency: str | None = None
+
+
+class _DryRunDone(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Leaves the load transaction (rolling it back) once a dry run has judged everything."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+
+# Keyword names of Provenance.record and of our own event details: a Refusal's detail may not shadow them.
+_RESERVED = frozenset({"event", "hop", "sha256", "tracking_id", "envelope_id", "reason", "session", "at", "layer",
+                       "message", "quarantine_id", "status", "held"})
+
+
+def _plain(detail: dict[str, Any]) -> dict[str, Any]:
+    """Event details go into a JSON column: keep only JSON scalars (stringify the rest)."""
+    return {k: v if isinstance(v, str | int | float | bool | type(None)) else str(v) for k, v in detail.items()
+            if k not in _RESERVED}
+
+
+class Intake:
+    def __init__(self, config: Config, *, engine, provenance: Provenance, opener: EnvelopeOpener,
+                 quarantine: Quarantine, session_id: str, via: str = "runner", hop: str = HOP) -> None:
+        config.need("inner")
+        self.config = config
+        self.inner = config.inner
+        self.engine = engine
+        self.provenance = provenance
+        self.opener = opener
+        self.quarantine = quarantine
+        self.session_id = session_id
+        self.via = via
+        self.hop = hop
+        # Archived files whose "archived" mark is not yet committed: (load row id, event).
+        # The runner commits them in one transaction per batch instead of one per envelope.
+        self._unmarked: list[tuple[int, dict[str, Any]]] = []
+
+    # ------------------------------------------------------------------ entry points
+    def process(self, src: Path, *, name: str | None = None, tries: int = 1, claimed_at: datetime | None = None,
+                keep_source: bool = False, dry_run: bool = False) -> Outcome:
+        """Run one envelope file through the whole pipeline; refusals become quarantine entries.
+
+        keep_source: the file is the operator's (tgw inner process): copy it to the archive
+        or quarantine instead of moving it. dry_run: judge everything, the database checks
+        included, then roll back: nothing is loaded, recorded, archived or quarantined.
+        """
+        name = name or src.name
+        size = src.stat().st_size
+        job = _Job(src, name, tracking_id(name), "", size, tries, claimed_at or utcnow(), keep_source, dry_run)
+        limit = self.opener.limits.max_envelope_bytes
+        if size > limit:
+            # Judged before reading, so an oversized file never has to fit in memory.
+            job.sha256 = sha256_file(src)
+            return self._refuse(job, Refusal("TOO_LARGE", Layer.RELEASE, f"{size} bytes, the limit is {limit}"))
+        data = src.read_bytes()
+        job.sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            return self._process(job, data)
+        except IntegrityError:
+            # Another process loaded a row with one of our unique keys between our checks and
+            # our commit. Judging again finds that row and answers duplicate/REPLAY/DUPLICATE_VOUCHER.
+            log.info("unique key taken concurrently; judging again", extra={"file": name})
+            return self._process(job, data)
+
+    def poison(self, src: Path, *, name: str, tries: int, error: str | None = None) -> Outcome:
+        """A file that failed `tries` times (crashed its runner, or raised): quarantine as POISON.
+
+        Unless its load had committed before the crash: then only the archive step is left.
+        """
+        job = _Job(src, name, tracking_id(name), sha256_file(src), src.stat().st_size, tries, utcnow(), False, False)
+        done = self._already_loaded(job)
+        if done is not None:
+            return done
+        message = f"processing failed {tries} times" + (f"; last error: {error}" if error else " (the runner died)")
+        return self._refuse(job, Refusal("POISON", Layer.INTAKE, message, tries=tries))
+
+    def flush_archived(self) -> int:
+        """Commit the "archived" marks of envelopes archived since the last flush."""
+        if not self._unmarked:
+            return 0
+        pending, self._unmarked = self._unmarked, []
+        try:
+            with transaction(self.engine) as s:
+                for load_id, event in pending:
+                    s.execute(update(LoadRecord).where(LoadRecord.id == load_id)
+                              .values(archived_at=event["at"]))
+                    self.provenance.record("archived", self.hop, session=s, **event)
+        except Exception:
+            self._unmarked = pending + self._unmarked
+            raise
+        return len(pending)
+
+    def repair_archive_marks(self) -> int:
+        """At start-up: loads whose file reached the archive but whose mark a crash lost."""
+        with transaction(self.engine) as s:
+            rows = s.execute(select(LoadRecord.id, LoadRecord.archive_path, LoadRecord.sha256, LoadRecord.tracking_id,
+                                    Envelope.envelope_id)
+                             .join(Envelope, Envelope.id == LoadRecord.envelope_pk)
+                             .where(LoadRecord.archived_at.is_(None))).all()
+        for row in rows:
+            if Path(row.archive_path).exists():
+                self._mark(row.id, row.archive_path, row.sha256, row.tracking_id, row.envelope_id, repaired=True)
+            # Otherwise the file is still in the spool (recovery put it back) and its next
+            # try finishes the archive step.
+        return self.flush_archived()
+
+    # ------------------------------------------------------------------ the pipeline
+    def _process(self, job: _Job, data: bytes) -> Outcome:
+        done = self._already_loaded(job)
+        if done is not None:
+            return done
+        moment = utcnow()
+        try:
+            opened = self.opener.open(data, moment=moment, validate_documents=False)
+        except Refusal as refusal:
+            return self._refuse(job, refusal)
+        opened_at = utcnow()
+        job.envelope_id, job.agency = opened.envelope_id, opened.agency
+        try:
+            with transaction(self.engine) as s:
+                policy = policy_for(s, opened.agency, default_mode=self.inner.default_agency_mode,
+                                    default_limit=self.config.documents.epayment_limit)
+                limits = self.config.documents
+                if policy.epayment_limit != limits.epayment_limit:
+                    limits = limits.model_copy(update={"epayment_limit": policy.epayment_limit})
+                documents = validate_documents(opened.payload.manifest, opened.payload.files, agency=opened.agency,
+                                               limits=limits, today=moment.astimezone(TAIPEI).date())
+                validated_at = utcnow()
+                ledger = LEDGER_TEST if policy.is_test else LEDGER_LIVE
+                self._check_exactly_once(s, job, opened, documents, ledger)
+                if job.dry_run:
+                    raise _DryRunDone(self._outcome(job, "checked", opened, policy, len(documents)))
+                load = self._load(s, job, opened, documents, policy, ledger,
+                                  times=(moment, opened_at, validated_at))
+        except Refusal as refusal:
+            return self._refuse(job, refusal)
+        except _DryRunDone as done:
+            return done.outcome
+        outcome = self._outcome(job, "loaded", opened, policy, len(documents))
+        outcome.archive_path = load.archive_path
+        self._archive(job, load.id, load.archive_path)
+        return outcome
+
+    def _outcome(self, job: _Job, status: str, opened: OpenedEnvelope, policy: AgencyPolicy, count: int) -> Outcome:
+        return Outcome(status, job.name, job.sha256, job.tracking_id, envelope_id=opened.envelope_id,
+                       agency=opened.agency, loaded_documents=count if status == "loaded" else 0, mode=policy.mode,
+                       released_for_payment=not policy.is_test, dry_run=job.dry_run,
+                       detail={"documents": count, "epayment_limit": policy.epayment_limit})
+
+    def _already_loaded(self, job: _Job) -> Outcome | None:
+        with transaction(self.engine) as s:
+            row = s.execute(select(Envelope.envelope_id, Envelope.agency, Envelope.tracking_id, LoadRecord.id,
+                                   LoadRecord.archive_path, LoadRecord.archived_at)
+                            .join(LoadRecord, LoadRecord.envelope_pk == Envelope.id)
+                            .where(Envelope.sha256 == job.sha256)).first()
+        if row is None:
+            return None
+        job.envelope_id, job.agency = row.envelope_id, row.agency
+        outcome = Outcome("duplicate", job.name, job.sha256, job.tracking_id, envelope_id=row.envelope_id,
+                          agency=row.agency, archive_path=row.archive_path, dry_run=job.dry_run,
+                          detail={"first_tracking_id": row.tracking_id})
+        if job.dry_run:
+            return outcome
+        if row.archived_at is None:
+            # Committed, never archived: the runner died between the two. Finish quietly;
+            # this is the same delivery, not a second one.
+            self._archive(job, row.id, row.archive_path)
+            outcome.status, outcome.recovered = "loaded", True
+            return outcome
+        self.provenance.record("duplicate", self.hop, sha256=job.sha256, tracking_id=job.tracking_id,
+                               envelope_id=row.envelope_id, first_tracking_id=row.tracking_id, file=job.name)
+        if not job.keep_source:
+            job.src.unlink(missing_ok=True)  # byte for byte the archived original
+            fsync_dir(job.src.parent)
+        return outcome
+
+    def _check_exactly_once(self, s, job: _Job, opened: OpenedEnvelope, documents, ledger: str) -> None:
+        taken = s.execute(select(Envelope.sha256, Envelope.tracking_id, Envelope.loaded_at)
+                          .where(Envelope.envelope_id == opened.envelope_id)).first()
+        if taken is not None:
+            raise Refusal("REPLAY", Layer.INTAKE,
+                          f"envelope id {opened.envelope_id!r} was loaded before (tracking id {taken.tracking_id}, "
+                          f"{taken.loaded_at:%Y-%m-%d %H:%M:%S}Z) with other content",
+                          first_sha256=taken.sha256, first_tracking_id=taken.tracking_id)
+        keys = [(d.fiscal_year, d.voucher_no) for d in documents if d.voucher_no is not None]
+        if not keys:
+            return
+        clash = s.execute(select(Document.fiscal_year, Document.voucher_no, Document.path, Envelope.envelope_id)
+                          .join(Envelope, Envelope.id == Document.envelope_pk)
+                          .where(Document.agency == opened.agency, Document.ledger == ledger,
+                                 tuple_(Document.fiscal_year, Document.voucher_no).in_(keys))
+                          .order_by(Document.id).limit(1)).first()
+        if clash is not None:
+            path = next(d.path for d in documents if (d.fiscal_year, d.voucher_no) == (clash.fiscal_year,
+                                                                                     clash.voucher_no))
+            raise Refusal("DUPLICATE_VOUCHER", Layer.INTAKE,
+                          f"{path}: voucher {clash.voucher_no!r} of fiscal year {clash.fiscal_year} of agency "
+                          f"{opened.agency} was loaded before in envelope {clash.envelope_id!r}",
+                          file=path, voucher_no=clash.voucher_no, fiscal_year=clash.fiscal_year,
+                          first_envelope_id=clash.envelope_id)
+
+    def _load(self, s, job: _Job, opened: OpenedEnvelope, documents, policy: AgencyPolicy, ledger: str,
+              *, times: tuple[datetime, datetime, datetime]) -> LoadRecord:
+        moment, opened_at, validated_at = times
+        manifest = opened.payload.manifest
+        now = utcnow()
+        total = sum(d.amount for d in documents)
+        env = Envelope(envelope_id=opened.envelope_id, sha256=job.sha256, release_digest=opened.release_digest,
+                       tracking_id=job.tracking_id, agency=opened.agency, mode=policy.mode, is_test=policy.is_test,
+                       released_for_payment=not policy.is_test, created_at=manifest.get("created_at"),
+                       loaded_at=now, document_count=len(documents), total_amount=total, size_bytes=job.size,
+                       releaser=asdict(opened.releaser), approvals=[asdict(a) for a in opened.approvals],
+                       seal=asdict(opened.seal), manifest=manifest)
+        s.add(env)
+        s.flush()
+        hashes = {d["path"]: d["sha256"] for d in manifest["documents"]}
+        if documents:
+            # Core inserts: a large envelope has thousands of payees, far too many for ORM objects.
+            ids = s.scalars(insert(Document).returning(Document.id, sort_by_parameter_order=True), [
+                {"envelope_pk": env.id, "seq": i, "path": d.path, "kind": d.kind, "sha256": hashes[d.path],
+                 "agency": opened.agency, "fiscal_year": d.fiscal_year, "document_no": d.document_no,
+                 "voucher_no": d.voucher_no, "ledger": ledger, "amount": d.amount, "data": d.data}
+                for i, d in enumerate(documents)]).all()
+            payees = [{"document_pk": doc_id, "seq": j, "name": p.name, "id_number": p.id_number,
+                       "bank_code": p.bank_code, "account_no": p.account_no, "amount": p.amount}
+                      for doc_id, d in zip(ids, documents, strict=True) for j, p in enumerate(d.payees)]
+            if payees:
+                s.execute(insert(Payee), payees)
+        archive_path = self._archive_path(job, now)
+        load = LoadRecord(envelope_pk=env.id, sha256=job.sha256, tracking_id=job.tracking_id, file_name=job.name,
+                          via=self.via, host=self.config.node.host, session=self.session_id, tries=job.tries,
+                          claimed_at=job.claimed_at, loaded_at=now, archive_path=str(archive_path))
+        s.add(load)
+        ids_ = {"sha256": job.sha256, "tracking_id": job.tracking_id, "envelope_id": opened.envelope_id}
+        record = self.provenance.record
+        record("claimed", self.hop, session=s, at=job.claimed_at, file=job.name, tries=job.tries, size=job.size,
+               **ids_)
+        record("decrypted", self.hop, session=s, at=opened_at, cipher=opened.seal.cipher,
+               key_transport=opened.seal.key_transport, **ids_)
+        record("verified", self.hop, session=s, at=opened_at, agency=opened.agency,
+               releaser=opened.releaser.fingerprint, approvals=[a.fingerprint for a in opened.approvals], **ids_)
+        record("unpacked", self.hop, session=s, at=opened_at, documents=len(manifest["documents"]),
+               total_amount=total, **ids_)
+        record("validated", self.hop, session=s, at=validated_at, documents=len(documents), **ids_)
+        record("loaded", self.hop, session=s, at=now, agency=opened.agency, mode=policy.mode,
+               released_for_payment=not policy.is_test, documents=len(documents), total_amount=total,
+               seconds=round(time.time() - moment.timestamp(), 4), **ids_)
+        s.flush()
+        return load
+
+    def _archive_path(self, job: _Job, when: datetime) -> Path:
+        day = when.astimezone(TAIPEI)
+        return self.inner.archive_dir / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}" / f"{job.tracking_id}-{job.sha256[:16]}.p7m"
+
+    def _archive(self, job: _Job, load_id: int, archive_path: str) -> None:
+        place_file(job.src, Path(archive_path), keep_source=job.keep_source)
+        self._mark(load_id, archive_path, job.sha256, job.tracking_id, job.envelope_id)
+
+    def _mark(self, load_id: int, archive_path: str, sha: str, tid: str | None, eid: str | None, **extra) -> None:
+        self._unmarked.append((load_id, {"at": utcnow(), "sha256": sha, "tracking_id": tid, "envelope_id": eid,
+                                         "path": archive_path, **extra}))
+
+    # ------------------------------------------------------------------ refusals
+    def _refuse(self, job: _Job, refusal: Refusal) -> Outcome:
+        hold = bool(refusal.detail.get("hold"))
+        outcome = Outcome("held" if hold else "refused", job.name, job.sha256, job.tracking_id,
+                          envelope_id=job.envelope_id, agency=job.agency, reason=refusal.code,
+                          layer=str(refusal.layer), message=refusal.message, dry_run=job.dry_run,
+                          detail=_plain(refusal.detail))
+        if job.dry_run:
+            return outcome
+        status = HELD if hold else OPEN
+        qid = self.quarantine.choose_id(job.tracking_id, job.sha256)
+        ids_ = {"sha256": job.sha256, "tracking_id": job.tracking_id, "envelope_id": job.envelope_id}
+        now = utcnow()
+        with transaction(self.engine) as s:
+            self.provenance.record("claimed", self.hop, session=s, at=job.claimed_at, file=job.name,
+                                   tries=job.tries, size=job.size, **ids_)
+            for step in STEPS[:_PASSED[refusal.layer]]:
+                self.provenance.record(step, self.hop, session=s, at=now, **ids_)
+            self.provenance.record("refused", self.hop, session=s, at=now, reason=refusal.code,
+                                   layer=str(refusal.layer), message=refusal.message[:500],
+                                   **_plain(refusal.detail), **ids_)
+            self.provenance.record("quarantined", self.hop, session=s, at=now, reason=refusal.code,
+                                   quarantine_id=qid, status=status, held=hold, **ids_)
+        events = self.provenance.history(sha256=job.sha256, tracking_id=job.tracking_id)
+        entry = self.quarantine.put(job.src, name=job.name, sha256=job.sha256, size=job.size,
+                                    tracking_id=job.tracking_id, status=status, reason=refusal.code,
+                                    layer=str(refusal.layer), message=refusal.message,
+                                    detail=_plain(refusal.detail), events=events, first_seen_at=job.claimed_at,
+                                    tries=job.tries, envelope_id=job.envelope_id, agency=job.agency,
+                                    keep_source=job.keep_source)
+        outcome.quarantine_id = entry["id"]
+        return outcome

@@ -1,0 +1,226 @@
+"""`tgw inner run`: the daemon that drains the inbound spool through the intake pipeline.
+
+Mailman-style (tgw_common.runner): each file is claimed by a rename into the spool's
+.claimed/ folder, so it belongs to this runner until it is archived, quarantined or put
+back. At start-up, claimed files a crash left behind go back into the queue with their
+try counted; a file that has used up `inner.max_tries` is quarantined as POISON, so one
+file that kills the runner cannot keep it in a crash loop. Filesystem events only wake
+the loop early; a full listing runs every pass and a rescan every `inner.rescan_seconds`.
+
+The rescan also watches the CRL files: when one changes the trust store is reloaded and
+every held envelope (CRL_STALE with trust.stale_crl: hold) goes back into the queue.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from tgw_common.config import Config
+from tgw_common.db import utcnow
+from tgw_common.runner import Runner
+from tgw_common.spool import Claimed, SpoolQueue
+
+from .context import make_intake, open_inner
+from .intake import HOP
+
+log = logging.getLogger(__name__)
+
+# Envelopes per loop pass: between passes the loop sends its heartbeat and WATCHDOG=1,
+# and the "archived" marks of the pass are committed together.
+BATCH = 50
+# Errors that say nothing about the envelope: the database or the disk is in trouble.
+_DISK_TROUBLE = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+_BACKOFF_SECONDS = 5.0
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+class _InstanceLock:
+    """One runner per spool: start-up recovery puts every claimed file back, which would
+    take files away from a second runner still working on them."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise AlreadyRunning(f"another inner runner holds {path}") from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        os.close(self._fd)
+
+
+def crl_stamp(config: Config) -> tuple:
+    """What changes when an operator installs a CRL: names, sizes and mtimes of the CRL files."""
+    trust = config.trust
+    files = [Path(p) for p in trust.crls]
+    if trust.crl_dir is not None and Path(trust.crl_dir).is_dir():
+        files += [p for p in Path(trust.crl_dir).iterdir() if p.suffix.lower() in (".crl", ".der", ".pem")]
+    stamp = []
+    for p in sorted(files):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        stamp.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(stamp)
+
+
+class InnerRunner(Runner):
+    name = HOP
+
+    def __init__(self, config: Config) -> None:
+        config.need("inner", "trust", "treasury")
+        self.config = config
+        self.inner = open_inner(config)
+        super().__init__(self.inner.provenance, watch=[config.inner.inbound])
+        self.rescan_seconds = config.inner.rescan_seconds
+        self.heartbeat_seconds = config.inner.heartbeat_seconds
+        self.queue = SpoolQueue(config.inner.inbound, max_tries=config.inner.max_tries)
+        self.intake = make_intake(self.inner, session_id=self.session_id, via="runner")
+        self._lock: _InstanceLock | None = None
+        self._crl_stamp: tuple | None = None
+        self._errors: dict[str, str] = {}
+        self.counts = {"loaded": 0, "duplicate": 0, "refused": 0, "held": 0, "poison": 0}
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ start-up
+    def startup(self) -> None:
+        self._lock = _InstanceLock(self.config.inner.spool_dir / "runner.lock")
+        back, exhausted = self.queue.recover()
+        if back or exhausted:
+            log.warning("recovered claimed files", extra={"put_back": back, "poison": [c.name for c in exhausted]})
+        for claimed in exhausted:
+            self._poison(claimed)
+        repaired = self.intake.repair_archive_marks()
+        if repaired:
+            log.warning("archive marks repaired", extra={"count": repaired})
+        # A restart is the natural moment to judge held envelopes again (new CRLs or not).
+        self._crl_stamp = crl_stamp(self.config)
+        self._release_held("runner start-up")
+
+    # ------------------------------------------------------------------ the loop
+    def one_iteration(self) -> int:
+        done = 0
+        for name in self.queue.ready():
+            if self.stopping or done >= BATCH:
+                break
+            claimed = self.queue.claim(name)
+            if claimed is None:
+                continue
+            done += 1
+            if not self._handle(claimed):
+                break
+        self.intake.flush_archived()
+        return done
+
+    def _handle(self, claimed: Claimed) -> bool:
+        """Process one claimed file; False when the loop should pause (database or disk trouble)."""
+        if claimed.tries > self.queue.max_tries:
+            self._poison(claimed, self._errors.pop(claimed.name, None))
+            return True
+        try:
+            outcome = self.intake.process(claimed.path, name=claimed.name, tries=claimed.tries, claimed_at=utcnow())
+        except Exception as exc:
+            return self._failed(claimed, exc)
+        self._errors.pop(claimed.name, None)
+        self.counts[outcome.status if outcome.status in self.counts else "loaded"] += 1
+        log.info(outcome.status, extra={"file": claimed.name, "envelope_id": outcome.envelope_id,
+                                        "reason": outcome.reason, "quarantine_id": outcome.quarantine_id})
+        self.queue.finish(claimed)
+        return True
+
+    def _failed(self, claimed: Claimed, exc: Exception) -> bool:
+        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        operational = isinstance(exc, DBAPIError) or (isinstance(exc, OSError) and exc.errno in _DISK_TROUBLE)
+        if not claimed.path.exists():
+            # The error came after the file reached the archive or quarantine: nothing to retry
+            # (a missing archive mark is repaired at the next start-up).
+            log.exception("error after the envelope was filed", extra={"file": claimed.name})
+            self.queue.finish(claimed)
+            return not operational
+        if operational:
+            # Not this envelope's fault: give it back without spending one of its tries.
+            log.error("database or disk trouble; pausing", extra={"file": claimed.name, "error": self.last_error})
+            self.queue.release(claimed)
+            self.queue._set_tries(claimed.name, claimed.tries - 1)
+            self._stop.wait(_BACKOFF_SECONDS)
+            return False
+        log.exception("envelope processing failed", extra={"file": claimed.name, "tries": claimed.tries})
+        self._errors[claimed.name] = self.last_error
+        if claimed.tries >= self.queue.max_tries:
+            self._poison(claimed, self._errors.pop(claimed.name))
+        else:
+            self.queue.release(claimed)
+        return True
+
+    def _poison(self, claimed: Claimed, error: str | None = None) -> None:
+        outcome = self.intake.poison(claimed.path, name=claimed.name, tries=claimed.tries, error=error)
+        self.counts["poison" if outcome.status == "refused" else "loaded"] += 1
+        log.error("poison envelope quarantined" if outcome.status == "refused" else "poison check found it loaded",
+                  extra={"file": claimed.name, "tries": claimed.tries, "quarantine_id": outcome.quarantine_id})
+        self.queue.finish(claimed)
+
+    # ------------------------------------------------------------------ housekeeping
+    def periodic(self) -> None:
+        stamp = crl_stamp(self.config)
+        if stamp == self._crl_stamp:
+            return
+        from tgw_common.pki.trust import TrustStore
+
+        try:
+            trust = TrustStore.from_config(self.config.trust)
+        except (OSError, ValueError) as exc:
+            # A half-copied CRL: keep judging with the old store and look again next rescan.
+            log.error("CRL files changed but cannot be loaded", extra={"error": str(exc)})
+            return
+        self.intake.opener.trust = trust
+        self._crl_stamp = stamp
+        log.info("CRL files changed; trust store reloaded", extra={"crls": len(stamp)})
+        self._release_held("CRL files changed")
+
+    def _release_held(self, why: str) -> None:
+        for qid in self.inner.quarantine.held_ids():
+            try:
+                entry = self.inner.quarantine.retry(qid, self.config.inner.inbound, note=why, by=HOP, auto=True)
+            except Exception as exc:  # one bad entry must not stop the others
+                log.error("cannot put a held envelope back", extra={"id": qid, "error": str(exc)})
+                continue
+            self.inner.provenance.record("retried", HOP, sha256=entry["sha256"], tracking_id=entry["tracking_id"],
+                                         envelope_id=entry.get("envelope_id"), quarantine_id=qid, auto=True, note=why)
+            log.info("held envelope put back", extra={"id": qid, "why": why})
+
+    def health(self) -> dict[str, Any]:
+        counts = self.inner.quarantine.counts()
+        age = self.queue.oldest_age(time.time())
+        return {"queue_depth": self.queue.depth(), "oldest_age_seconds": round(age, 1) if age is not None else None,
+                "quarantine": counts["open"], "held": counts["held"], "processed": dict(self.counts),
+                "last_error": self.last_error}
+
+    def shutdown(self) -> None:
+        try:
+            self.intake.flush_archived()
+        except Exception:
+            log.exception("archive marks not committed; the next start-up repairs them")
+        try:
+            self.provenance.heartbeat(self.name, session_id=self.session_id, started_at=self.started_at,
+                                      pid=os.getpid(), stopping=True, **self.health())
+        except Exception:
+            log.exception("last heartbeat failed")
+        self.inner.provenance.close()
+        if self._lock:
+            self._lock.release()
