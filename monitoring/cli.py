@@ -59,14 +59,13 @@ def run(config_path: str, once: bool) -> None:
                    "notices": [{"kind": n.kind, "group": n.group_key, "result": r} for n, r in result.delivered]})
         return
 
-    from .daemon import MonitorRunner
-    from .feed import FeedError
+    from .daemon import MonitorRunner, StartupError
 
     runner = MonitorRunner(cfg)
     runner.install_signal_handlers()
     try:
         runner.run()
-    except FeedError as exc:
+    except StartupError as exc:
         raise Failure(str(exc)) from None
 
 

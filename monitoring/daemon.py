@@ -19,10 +19,14 @@ from tgw_common.events import Provenance
 from tgw_common.runner import Runner
 
 from .engine import MonitorEngine
-from .feed import Feed
+from .feed import Feed, FeedError
 from .metrics import serve
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The monitor cannot start; the message names the config key concerned."""
 
 EARLY_CYCLE_SECONDS = 2.0
 POLL_CAP_SECONDS = 0.5  # how long one wait on the feed may last (bounds reaction to SIGTERM)
@@ -47,10 +51,18 @@ class MonitorRunner(Runner):
         self._next_cycle: datetime | None = None
 
     def startup(self) -> None:
-        self.feed = Feed(self.config.monitor.listen)
+        try:
+            self.feed = Feed(self.config.monitor.listen)
+        except FeedError as exc:
+            raise StartupError(str(exc)) from None
         self.engine.start(self.clock())
-        if self.config.monitor.metrics_bind:
-            self.metrics_server = serve(self.config.monitor.metrics_bind, self._metrics_source)
+        bind = self.config.monitor.metrics_bind
+        if bind:
+            try:
+                self.metrics_server = serve(bind, self._metrics_source)
+            except (OSError, ValueError) as exc:
+                self.feed.close()
+                raise StartupError(f"monitor.metrics_bind {bind}: cannot serve /metrics: {exc}") from None
         self._next_cycle = self.clock()
         log.info("monitor listening", extra={"listen": self.config.monitor.listen,
                                              "metrics": self.config.monitor.metrics_bind})

@@ -88,6 +88,7 @@ class MonitorEngine:
         self.view: dict[str, Any] = {}
         self.lock = threading.Lock()  # the metrics thread reads what the loop writes
         self._retry_after: dict[str, datetime] = {}
+        self._unsaved: list[Transition] = []
 
     def start(self, now: datetime) -> None:
         self.collector.startup(now)
@@ -102,7 +103,10 @@ class MonitorEngine:
         alerts, evaluated = run_checks(snap, self.env, now)
         transitions = self.notifier.update(now, alerts, evaluated)
         self.notifier.prune(now)
-        self.store.save_cycle(list(self.notifier.alerts.values()), transitions, set(self.notifier.forgotten))
+        # Transitions not yet in the history (an earlier save failed) go with this cycle's.
+        self._unsaved += transitions
+        self.store.save_cycle(list(self.notifier.alerts.values()), self._unsaved, set(self.notifier.forgotten))
+        self._unsaved = []
         self.notifier.forgotten.clear()
         for t in transitions:
             log.info("alert %s", t.to_state, extra={"labels": t.alert.labels, "severity": t.alert.severity,

@@ -58,3 +58,37 @@ def opener(config_path):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL URL whose tables land in a fresh schema, dropped afterwards.
+
+    CI has PostgreSQL on 127.0.0.1:5432; elsewhere the test is skipped, but in CI
+    (CI=true) a missing server fails the test instead of hiding it.
+    """
+    import os
+    import uuid
+
+    import sqlalchemy
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    except sqlalchemy.exc.OperationalError as exc:
+        admin.dispose()
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc.orig}")
+    yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    from tgw_common.db import dispose_engines
+
+    dispose_engines()
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

@@ -146,13 +146,20 @@ class DocumentsConfig(Section):
 
 
 class InnerConfig(Section):
+    """The inner runner and its folders; docs/inner.md explains every key."""
+
+    # Where the transfer receiver publishes `<tracking_id>.p7m` (its transfer_receive.inbound).
     inbound: AnyPath = Path("var/inner/inbound")
+    # The runner's own folder: its instance lock and held/ (envelopes waiting for a fresh CRL).
     spool_dir: AnyPath = Path("var/inner/spool")
     quarantine_dir: AnyPath = Path("var/inner/quarantine")
     archive_dir: AnyPath = Path("var/inner/archive")
+    # Tries before a file that keeps failing (or killing the runner) is quarantined as POISON.
     max_tries: PositiveInt = 3
+    # Full rescan of the inbound spool and check of the CRL files' mtimes.
     rescan_seconds: PositiveInt = 30
     heartbeat_seconds: PositiveInt = 5
+    # The mode of an agency without its own row (tgw inner agency set).
     default_agency_mode: Literal["live", "parallel-test"] = "live"
 
 

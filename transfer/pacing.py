@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 
+MIN_SLEEP = 0.001  # time.sleep cannot resolve the 12 µs a datagram lasts at 1 Gbit/s
+
 
 class TokenBucket:
     """Let `rate_bps` bits per second through, with bursts of at most `burst_bits`.
 
-    The burst allowance lets the sender sleep in steps of a millisecond or more instead of
-    once per datagram (a 1,476-byte datagram lasts 12 µs at 1 Gbit/s, far below what
-    time.sleep can resolve), while the average stays at the rate.
+    A datagram always goes when asked and may leave the bucket in debt; the sender sleeps
+    only once the debt is worth at least a millisecond. So it sleeps rarely and in steps
+    the OS can keep, while the average stays exactly at the rate.
     """
 
     def __init__(self, rate_bps: float, *, burst_bits: float | None = None) -> None:
@@ -20,14 +22,11 @@ class TokenBucket:
         self.stamp = time.monotonic()
 
     def take(self, nbytes: int) -> None:
-        """Spend the tokens for `nbytes`, sleeping first if the bucket is short."""
-        bits = nbytes * 8
+        """Spend the tokens for `nbytes`; sleep off the debt once it reaches MIN_SLEEP."""
         now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate) - nbytes * 8
         self.stamp = now
-        if self.tokens < bits:
-            time.sleep((bits - self.tokens) / self.rate)
-            now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-        self.tokens -= bits
+        if self.tokens < 0:
+            wait = -self.tokens / self.rate
+            if wait >= MIN_SLEEP:
+                time.sleep(wait)
