@@ -50,13 +50,17 @@ _ALL = (
               "The oldest file waits too long: look for that file in the daemon's log, a CRL hold, or a hung "
               "daemon.", symptom=True),
     CheckInfo("stuck", "信封停滯於某一站", "envelope stuck in a hop",
-              "用 tgw envelope history / 主控台查詢該信封的事件；確認它的檔案仍在佇列中、程式在執行，必要時重送或隔離處理。",
-              "Look up the envelope's events (tgw envelope history or the console); check its file is still "
-              "in the spool and the daemon runs; resend or handle in quarantine if needed.", symptom=True),
+              "在主控台（或 provenance_events 表）查詢該信封的事件；確認它的檔案仍在佇列中、程式在執行，必要時重送或隔離處理。",
+              "Look up the envelope's events (the console, or the provenance_events table); check its file is "
+              "still in the spool and the daemon runs; resend or handle in quarantine if needed.", symptom=True),
     CheckInfo("idle", "營業時間內無任何信封", "no envelopes during operating hours",
               "營業時間內長時間沒有信封經過：確認上游（外部入口、傳送端、單向線路）正常，並詢問機關是否有上傳。",
               "No envelope passed during operating hours: check the upstream hops and the one-way link, and ask "
               "whether agencies are uploading.", symptom=True),
+    CheckInfo("quarantine", "有信封在隔離區或暫停處理", "envelopes in quarantine or held",
+              "在主控台的隔離區逐一處理（重試或結案）；held 表示等待新的 CRL，請先處理 crl_stale 告警。",
+              "Work through the quarantine in the console (retry or reject); held envelopes wait for a fresh "
+              "CRL: deal with the crl_stale alert first."),
     CheckInfo("transfer_gap", "單向傳輸有缺漏", "one-way transfer has gaps",
               "tgw transfer gaps 列出缺漏的序號；確認線路與接收端丟包，再於外部以 tgw transfer resend 重送。",
               "tgw transfer gaps lists the missing sequence numbers; check the link and receiver drops, then "

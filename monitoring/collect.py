@@ -95,9 +95,9 @@ class Collector:
         last = 0
         while True:
             with transaction(self.engine) as s:
-                rows = s.scalars(select(EventRow).where(EventRow.id > last, EventRow.id <= top, EventRow.at >= lookback)
-                                 .order_by(EventRow.id).limit(BATCH)).all()
-                batch = [_event_dict(r) for r in rows]
+                batch = [r._asdict() for r in s.execute(
+                    _EVENT_COLUMNS.where(EventRow.id > last, EventRow.id <= top, EventRow.at >= lookback)
+                    .order_by(EventRow.id).limit(BATCH))]
             for ev in batch:
                 self.tracker.apply(ev, live=False)
             if len(batch) < BATCH:
@@ -122,19 +122,17 @@ class Collector:
         taken = 0
         with transaction(self.engine) as s:
             if self.holes:
-                rows = s.scalars(select(EventRow).where(EventRow.id.in_(list(self.holes)))).all()
-                for r in rows:
+                for r in s.execute(_EVENT_COLUMNS.where(EventRow.id.in_(list(self.holes)))):
                     self.holes.pop(r.id, None)
-                    self.tracker.apply(_event_dict(r))
+                    self.tracker.apply(r._asdict())
                     taken += 1
             for _ in range(20):  # bounded per cycle; the rest next time
-                rows = s.scalars(select(EventRow).where(EventRow.id > self.cursor)
-                                 .order_by(EventRow.id).limit(BATCH)).all()
+                rows = s.execute(_EVENT_COLUMNS.where(EventRow.id > self.cursor).order_by(EventRow.id).limit(BATCH)).all()
                 for r in rows:
                     for missing in range(self.cursor + 1, r.id):
                         self.holes.setdefault(missing, now)
                     self.cursor = max(self.cursor, r.id)
-                    self.tracker.apply(_event_dict(r))
+                    self.tracker.apply(r._asdict())
                     taken += 1
                 if len(rows) < BATCH:
                     break
@@ -333,6 +331,6 @@ class Collector:
         self.tracker.prune(now - timedelta(hours=self.monitor.stuck_lookback_hours))
 
 
-def _event_dict(r: EventRow) -> dict[str, Any]:
-    return {"id": r.id, "at": r.at, "hop": r.hop, "event": r.event, "sha256": r.sha256,
-            "tracking_id": r.tracking_id, "envelope_id": r.envelope_id, "detail": r.detail}
+# Plain rows rather than ORM objects: replaying a week of events is several times faster.
+_EVENT_COLUMNS = select(EventRow.id, EventRow.at, EventRow.hop, EventRow.event, EventRow.sha256,
+                        EventRow.tracking_id, EventRow.envelope_id, EventRow.detail)

@@ -31,8 +31,10 @@ def subject_line(notice: Notice, prefix: str, zone: str) -> str:
     where = " ".join(v for k, v in notice.group_labels.items() if k != "zone" and v)
     if notice.kind == "resolved":
         first = notice.resolved[0] if notice.resolved else None
-        what = f" {CHECKS[first.check].title_zh} {first.check}" if first and first.check in CHECKS else ""
-        return f"{prefix}[{zone}] 已恢復 RESOLVED {where}:{what}".strip()
+        info = CHECKS.get(first.check) if first else None
+        what = f" {info.title_zh} / {info.title_en}" if info else ""
+        more = f" (+{len(notice.resolved) - 1})" if len(notice.resolved) > 1 else ""
+        return f"{prefix}[{zone}] 已恢復 RESOLVED {where}:{what}{more}"
     first = notice.firing[0]
     worst = "CRITICAL" if any(a.severity == "critical" for a in notice.firing) else "WARNING"
     more = f" (+{len(notice.firing) - 1})" if len(notice.firing) > 1 else ""

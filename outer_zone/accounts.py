@@ -26,7 +26,7 @@ from .netaccess import normalise_cidr
 
 AGENCY_CODE = re.compile(r"^[A-Za-z0-9]{1,16}$")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-TOKEN_PREFIX = "tgwo_"
+BEARER_PREFIX = "tgwo_"
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a miss costs as much as a hit.
@@ -293,7 +293,7 @@ def create_token(engine: Engine, username: str, label: str = "") -> tuple[int, s
             raise AccountError(f"帳號 {username} 已停用 / user {username} is disabled")
         if "releaser" not in own_roles(s, user.id):
             raise AccountError(f"權杖只發給放行人 / tokens are for releasers; {username} is not one")
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = BEARER_PREFIX + secrets.token_urlsafe(32)
         row = ApiToken(user_id=user.id, token_hash=token_hash(token), label=label[:200], created_at=utcnow())
         s.add(row)
         s.flush()
@@ -326,7 +326,7 @@ def list_tokens(engine: Engine, username: str | None = None) -> list[dict]:
 
 def user_for_token(session: Session, token: str) -> tuple[User, ApiToken] | None:
     """The active user behind a live token, or None (unknown, revoked, disabled user or agency)."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+    if not token.startswith(BEARER_PREFIX) or len(token) > 200:
         return None
     row = session.execute(
         select(User, ApiToken).join(ApiToken, ApiToken.user_id == User.id).join(Agency, Agency.code == User.agency)

@@ -19,7 +19,7 @@ from tgw_common.db import transaction, utcnow
 from tgw_common.reasons import Layer, Refusal
 
 from . import audit
-from .accounts import Principal, needs_rehash, principal, user_for_token, verify_password, hash_password
+from .accounts import Principal, hash_password, needs_rehash, principal, user_for_token, verify_password
 from .models import Agency, AuthFailure, User, WebSession
 from .netaccess import ip_allowed
 
@@ -160,14 +160,12 @@ class SignIn:
     # --- bearer tokens
     def bearer(self, header: str | None, ip: str) -> Principal:
         self._check_rate(ip, "api", None)
-        token = ""
-        if header:
-            scheme, _, value = header.partition(" ")
-            token = value.strip() if scheme.lower() == "bearer" else ""
+        scheme, _, value = (header or "").partition(" ")
+        presented = value.strip() if scheme.lower() == "bearer" else None
         found = None
-        if token:
+        if presented:
             with transaction(self.engine) as s:
-                found = user_for_token(s, token)
+                found = user_for_token(s, presented)
                 if found is not None:
                     user, tok = found
                     now = utcnow()
@@ -177,7 +175,7 @@ class SignIn:
         if found is None:
             self._note_failure(ip, "api", None)
             audit.record(self.engine, "api_auth_failed", actor="-", ip=ip, outcome="refused", reason="UNAUTHENTICATED",
-                         presented="bearer" if token else "none")
+                         presented="bearer" if presented else "none")
             raise _refuse("UNAUTHENTICATED", "需要有效的存取權杖（Authorization: Bearer …）/ a valid bearer token is "
                                              "required (Authorization: Bearer …)")
         return who

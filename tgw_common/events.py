@@ -178,8 +178,9 @@ class Provenance:
         for body in session.info.pop("tgw_events", []):
             self._publisher.send("event", body)
 
-    def heartbeat(self, daemon: str, *, session_id: str, started_at: datetime, **state: Any) -> dict[str, Any]:
-        now = utcnow()
+    def heartbeat(self, daemon: str, *, session_id: str, started_at: datetime, at: datetime | None = None,
+                  **state: Any) -> dict[str, Any]:
+        now = at or utcnow()
         with transaction(self.engine) as s:
             row = s.get(DaemonStatusRow, daemon)
             if row is None:

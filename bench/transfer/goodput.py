@@ -168,6 +168,19 @@ class TgwLink:
         cpu = cpu_of(self.send) + cpu_of(self.recv) - cpu0
         return sha(dest) == digest, seconds, cpu
 
+    def wait_copies(self, copies: int, timeout: float) -> None:
+        import sqlite3
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            con = sqlite3.connect(self.work / "outer.db", timeout=30)
+            try:
+                if con.execute("select min(copies_sent) from transfer_sent").fetchone()[0] >= copies:
+                    return
+            finally:
+                con.close()
+            time.sleep(0.05)
+
     def receiver_state(self) -> dict:
         out = subprocess.run([TGW, "transfer", "stats", "--config", str(self.work / "recv.yaml"), "--json"],
                              capture_output=True, text=True, timeout=60).stdout
@@ -191,14 +204,15 @@ def run_tgw(src: Path, digest: str, rate: int, loss: float, work: Path) -> Resul
     size = src.stat().st_size
     try:
         ok, seconds, cpu = link.move(src, digest, time_limit(size, rate))
-        time.sleep(0.2)
+        link.wait_copies(2, time_limit(size, rate))
+        time.sleep(0.3)
     finally:
         link.close()
         stats = stop_relay(relay)
-    # The relay also saw the (unneeded) second copy; count the wire bytes of the first only.
+    # Both scheduled copies crossed the relay; a copy's wire bytes are half of that.
     return Result("tgw", rate, loss, ok, seconds, size * 8 / seconds / 1e6 if ok else 0.0,
                   stats.get("bytes_received", 0) // 2, cpu, cpu / (size / 1e6),
-                  "repeat=2 spacing=0, FEC 16/20; time to first intact copy")
+                  "repeat=2 spacing=0, FEC 16/20; time to first intact copy incl. SHA-256 both ends and fsync")
 
 
 # --- pydiode -----------------------------------------------------------------------------
@@ -219,7 +233,7 @@ def run_pydiode(src: Path, digest: str, rate: int, loss: float, work: Path) -> R
                                  "127.0.0.1"], stdin=fin, stderr=open(work / "send.log", "wb"))  # noqa: SIM115
     status, cpu_r = wait_rusage(recv, limit)
     seconds = time.monotonic() - t0
-    send_status, cpu_s = wait_rusage(send, 30)
+    _, cpu_s = wait_rusage(send, 30)
     stats = stop_relay(relay)
     ok = status == 0 and out.exists() and sha(out) == digest
     note = "" if ok else ("timed out (hung waiting for lost packets)" if status is None

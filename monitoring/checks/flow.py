@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..hops import HOPS, Hop
 from ..model import Alert
@@ -68,6 +68,7 @@ def backlog(snap: Snapshot, env: CheckEnv, now: datetime) -> list[Alert]:
         if age is not None and (sev := _level(age, t.warn_age_seconds, t.critical_age_seconds)):
             alerts.append(Alert(
                 zone=env.zone, hop=hop.name, check="backlog_age", host=host, severity=sev,
+                since=now - timedelta(seconds=age),
                 summary_zh=f"{hop.title_zh}（{hop.name}）最舊的檔案已等待 {duration_zh(age)}",
                 summary_en=f"{hop.name}: oldest file has waited {duration_en(age)}",
                 facts={"oldest_age_seconds": round(age, 1), "warn_age_seconds": t.warn_age_seconds,
@@ -129,4 +130,22 @@ def idle(snap: Snapshot, env: CheckEnv, now: datetime) -> list[Alert]:
             facts={"last_activity": last.isoformat() if last else None, "quiet_seconds": round(quiet, 1),
                    "idle_seconds": limit, "schedule": window.describe() if window else "always"},
         ))
+    return alerts
+
+
+def quarantine(snap: Snapshot, env: CheckEnv, now: datetime) -> list[Alert]:
+    """Envelopes the inner runner set aside: in quarantine (an operator must decide) or held
+    (waiting for a fresh CRL). Either needs a person, so each is a warning of its own."""
+    seen = snap.daemons.get("inner-runner")
+    if seen is None:
+        return []
+    alerts = []
+    for key, zh, en in (("quarantine", "隔離區有 {n:.0f} 個信封待處理", "{n:.0f} envelopes in quarantine await a decision"),
+                        ("held", "{n:.0f} 個信封暫停處理（等待新的 CRL）", "{n:.0f} envelopes held (waiting for a fresh CRL)")):
+        n = state_number(seen.state, key)
+        if n and n > 0:
+            alerts.append(Alert(
+                zone=env.zone, hop="inner-runner", check="quarantine", host=seen.host, subject=key, severity="warning",
+                summary_zh=zh.format(n=n), summary_en=en.format(n=n), facts={key: n},
+            ))
     return alerts

@@ -177,6 +177,12 @@ def test_restarts_gaps_drops_and_sender_health(tmp_path, smtp):
     assert firing[("sender_health", "outer.transfer-send/disk")].severity == "warning"
     assert "disk nearly full" in firing[("sender_health", "outer.transfer-send/error")].summary_en
     gap_mail = smtp.sink.mails(group_contains='hop="transfer-receive"')
+    # The inner runner's own report (inner_zone/runner.py health()): quarantine and CRL holds.
+    beat(engine.db, "inner-runner", at, queue_depth=0, oldest_age_seconds=None, quarantine=2, held=0)
+    engine.cycle(at + timedelta(seconds=1))
+    q = [a for a in engine.notifier.firing() if a.check == "quarantine"]
+    assert [(a.labels["subject"], a.facts) for a in q] == [("quarantine", {"quarantine": 2})]
+    beat(engine.db, "inner-runner", at + timedelta(minutes=65), quarantine=0, held=0)
     assert gap_mail and "41" in body(gap_mail[-1])
 
     # An hour later nothing restarted, the gaps were filled and the drops stopped.

@@ -1,0 +1,87 @@
+"""The agencies' API: POST /api/v1/envelopes with the envelope as the body, and status look-ups.
+
+Authentication comes first and reads only the Authorization header: the bearer token of a
+releaser. Then the agency's allow-list and the role. Only after all three is one byte of
+the body read (and then streamed to disk with a limit before any parsing).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, g, jsonify, request
+
+from tgw_common.reasons import Refusal
+
+from .. import audit
+from ..accounts import Principal
+from ..intake import Uploader
+from ..netaccess import ip_allowed
+from ..status import STATES, Search, as_json, search_uploads, upload_status
+from .helpers import forbidden, portal, refusal_json, refuse
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _authenticate() -> Principal:
+    the_portal = portal()
+    who = the_portal.signin.bearer(request.headers.get("Authorization"), g.ip)
+    g.who = who
+    if not ip_allowed(the_portal.engine, who.agency, g.ip):
+        audit.record(the_portal.engine, "ip_refused", actor=who.username, agency=who.agency, ip=g.ip,
+                     outcome="refused", reason="IP_NOT_ALLOWED", path=request.path)
+        raise refuse("IP_NOT_ALLOWED", f"來源位址 {g.ip} 不在機關 {who.agency} 的白名單 / address {g.ip} is not on "
+                                       f"agency {who.agency}'s allow-list")
+    if not who.has("releaser"):
+        audit.record(the_portal.engine, "forbidden", actor=who.username, agency=who.agency, ip=g.ip,
+                     outcome="refused", reason="FORBIDDEN", target=request.path)
+        raise forbidden("使用 API", "use the API (releasers only)")
+    return who
+
+
+@bp.errorhandler(Refusal)
+def _refused(refusal: Refusal):
+    return refusal_json(refusal)
+
+
+@bp.post("/envelopes")
+def upload():
+    who = _authenticate()
+    uploader = Uploader(who.id, who.username, who.agency, g.ip, "api")
+    result = portal().intake.receive(request.stream, content_length=request.content_length, who=uploader)
+    response = jsonify(result)
+    response.status_code = 202
+    response.headers["Location"] = f"/api/v1/envelopes/{result['tracking_id']}"
+    return response
+
+
+@bp.get("/envelopes/<tracking_id>")
+def envelope(tracking_id: str):
+    who = _authenticate()
+    view = upload_status(portal().engine, who.agency, tracking_id[:64])
+    if view is None:
+        response = jsonify({"error": "Not Found", "message": f"沒有追蹤編號 {tracking_id[:64]} / no upload "
+                                                             f"{tracking_id[:64]} for agency {who.agency}"})
+        response.status_code = 404
+        return response
+    return jsonify(as_json(view))
+
+
+@bp.get("/envelopes")
+def envelopes():
+    who = _authenticate()
+    args = request.args
+    state = args.get("state", "")
+    if state and state not in STATES:
+        return jsonify({"error": "Bad Request", "message": f"state must be one of {', '.join(STATES)}"}), 400
+    try:
+        since = datetime.fromisoformat(args["since"]) if args.get("since") else None
+        limit = int(args.get("limit", "100"))
+    except ValueError:
+        return jsonify({"error": "Bad Request", "message": "since is ISO 8601 with an offset; limit is a number"}), 400
+    if since is not None and since.tzinfo is None:
+        return jsonify({"error": "Bad Request", "message": "since needs a UTC offset, e.g. +08:00"}), 400
+    rows = search_uploads(portal().engine, who.agency, Search(text=args.get("q", "")[:100], state=state, since=since,
+                                                              limit=max(1, min(limit, 500))))
+    return jsonify({"uploads": [as_json(r) for r in rows]})
+
