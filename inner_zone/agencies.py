@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, bindparam, select
 
 from tgw_common.db import transaction, utcnow
 
@@ -39,8 +38,12 @@ class AgencyPolicy:
         return self.mode == "parallel-test"
 
 
-def policy_for(session: Session, code: str, *, default_mode: str, default_limit: int) -> AgencyPolicy:
-    row = session.get(Agency, code)
+_POLICY = select(Agency.mode, Agency.epayment_limit).where(Agency.code == bindparam("code"))
+
+
+def policy_for(conn: Connection, code: str, *, default_mode: str, default_limit: int) -> AgencyPolicy:
+    """Read inside the load's transaction, so a mode change applies from the next envelope on."""
+    row = conn.execute(_POLICY, {"code": code}).first()
     if row is None:
         return AgencyPolicy(code, default_mode, default_limit, False)
     limit = row.epayment_limit if row.epayment_limit is not None else default_limit

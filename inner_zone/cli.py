@@ -59,9 +59,9 @@ def process(file: Path, config_path: str, as_json: bool, dry_run: bool) -> None:
     archived (a copy; FILE stays where it is), or refused into quarantine. Exit 0
     accepted (loaded, or an identical copy loaded before), 1 refused or held.
     """
-    from .context import make_intake, open_inner
-
     from tgw_common.config import ConfigError
+
+    from .context import make_intake, open_inner
 
     config = _config(config_path)
     inner_ctx = open_inner(config)

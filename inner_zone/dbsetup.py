@@ -39,6 +39,17 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """
     from alembic import command
 
+    return _migrate(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> str | None:
+    """Undo migrations down to `revision` ("base" drops every intake table: data is lost)."""
+    from alembic import command
+
+    return _migrate(engine, command.downgrade, revision)
+
+
+def _migrate(engine: Engine, step, revision: str) -> str | None:
     for attempt in range(3):
         try:
             with engine.begin() as conn:
@@ -46,12 +57,12 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
                 cfg = alembic_config()
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
+                step(cfg, revision)
             break
         except DBAPIError:
             if attempt == 2:
                 raise
-            log.warning("schema upgrade collided with another process; trying again")
+            log.warning("schema migration collided with another process; trying again")
             time.sleep(0.5 + attempt)
     return current(engine)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 from pathlib import Path
 
 from tgw_common.spool import copy_durably, fsync_dir, move_durably
@@ -27,20 +28,45 @@ def move_file(src: Path, dest: Path) -> Path:
     return dest
 
 
-def place_file(src: Path, dest: Path, *, keep_source: bool) -> Path:
+def ensure_dir(path: Path) -> None:
+    """mkdir -p, with each new folder's entry fsynced in its parent (a new day's archive folder
+    must survive a power cut as surely as the file renamed into it)."""
+    if path.is_dir():
+        return
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+        fsync_dir(folder.parent)
+
+
+def place_file(src: Path, dest: Path, *, keep_source: bool, sync: bool = True) -> Path:
     """Put `src` at `dest` idempotently: a second call after a crash finds the work done.
 
     `dest` is named after the content's hash by the callers, so an existing `dest` holds
     the same bytes and the source copy is redundant. With keep_source the source (an
-    operator's own file given to `tgw inner process`) is copied, never moved.
+    operator's own file given to `tgw inner process`) is copied, never moved. With
+    sync=False a same-filesystem move is a bare rename and the caller fsyncs both folders
+    before it relies on the move (the runner does so once per batch).
     """
+    ensure_dir(dest.parent)
     if dest.exists():
         if not keep_source and src.exists():
             src.unlink()
-            fsync_dir(src.parent)
+            if sync:
+                fsync_dir(src.parent)
         return dest
     if keep_source:
         return copy_durably(src, dest)
+    if not sync:
+        try:
+            os.replace(src, dest)
+            return dest
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
     return move_file(src, dest)
 
 

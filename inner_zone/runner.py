@@ -26,10 +26,11 @@ from sqlalchemy.exc import DBAPIError
 from tgw_common.config import Config
 from tgw_common.db import utcnow
 from tgw_common.runner import Runner
-from tgw_common.spool import Claimed, SpoolQueue
+from tgw_common.spool import Claimed
 
 from .context import make_intake, open_inner
 from .intake import HOP
+from .spoolq import IntakeQueue
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class InnerRunner(Runner):
         super().__init__(self.inner.provenance, watch=[config.inner.inbound])
         self.rescan_seconds = config.inner.rescan_seconds
         self.heartbeat_seconds = config.inner.heartbeat_seconds
-        self.queue = SpoolQueue(config.inner.inbound, max_tries=config.inner.max_tries)
+        self.queue = IntakeQueue(config.inner.inbound, max_tries=config.inner.max_tries)
         self.intake = make_intake(self.inner, session_id=self.session_id, via="runner")
         self._lock: _InstanceLock | None = None
         self._crl_stamp: tuple | None = None
@@ -125,7 +126,9 @@ class InnerRunner(Runner):
             done += 1
             if not self._handle(claimed):
                 break
-        self.intake.flush_archived()
+        if done:
+            self.queue.sync()
+            self.intake.flush_archived()
         return done
 
     def _handle(self, claimed: Claimed) -> bool:
@@ -141,7 +144,7 @@ class InnerRunner(Runner):
         self.counts[outcome.status if outcome.status in self.counts else "loaded"] += 1
         log.info(outcome.status, extra={"file": claimed.name, "envelope_id": outcome.envelope_id,
                                         "reason": outcome.reason, "quarantine_id": outcome.quarantine_id})
-        self.queue.finish(claimed)
+        self.queue.forget(claimed)
         return True
 
     def _failed(self, claimed: Claimed, exc: Exception) -> bool:
@@ -157,7 +160,7 @@ class InnerRunner(Runner):
             # Not this envelope's fault: give it back without spending one of its tries.
             log.error("database or disk trouble; pausing", extra={"file": claimed.name, "error": self.last_error})
             self.queue.release(claimed)
-            self.queue._set_tries(claimed.name, claimed.tries - 1)
+            self.queue.set_tries(claimed.name, claimed.tries - 1)
             self._stop.wait(_BACKOFF_SECONDS)
             return False
         log.exception("envelope processing failed", extra={"file": claimed.name, "tries": claimed.tries})

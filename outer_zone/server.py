@@ -80,6 +80,10 @@ class OuterServer(BaseApplication):
             "post_fork": _post_fork,
             "preload_app": False,
         }
+        # gunicorn >= 25 opens a control socket in $HOME by default: one more management
+        # interface nobody here uses, and one path every instance on the host would fight over.
+        if "control_socket_disable" in self.cfg.settings:
+            settings["control_socket_disable"] = True
         tls = o.tls_files()
         if tls is not None:
             settings["certfile"], settings["keyfile"] = (str(p) for p in tls)

@@ -64,8 +64,11 @@ class Assembly:
         self.spilled: dict[int, Spilled] = {}
         self.pending_blocks: set[int] = set()
         self.meta: Meta | None = None
-        self.part = staging / f"{session.hex()}-{seq}.part"
-        self.fec_path = staging / f"{session.hex()}-{seq}.fec"
+        # A fresh name per attempt: a failed publication's file may still be waiting for
+        # recover(), and a later copy of the same file must not write over it.
+        stem = f"{session.hex()}-{seq}-{os.urandom(4).hex()}"
+        self.part = staging / f"{stem}.part"
+        self.fec_path = staging / f"{stem}.fec"
         self._fd: int | None = None
         self._fec_fd: int | None = None
         self.touched = time.monotonic()

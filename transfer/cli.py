@@ -273,10 +273,13 @@ def ledger(config_path: str, limit: int, as_json: bool) -> None:
 @click.option("--rate", type=click.IntRange(min=0), default=0, show_default=True,
               help="速率上限 bit/s，0 為不限 / rate cap in bits per second (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="亂數種子 / random seed.")
+@click.option("--mtu", type=click.IntRange(min=0), default=0, show_default=True,
+              help="模擬此 MTU 下的 IP 分段：任一分段遺失即整個封包遺失（0 關閉）/ model IP fragmentation "
+                   "at this MTU: a datagram is lost if any of its fragments is (0: off).")
 @click.option("--source", metavar="HOST:PORT", default=None,
               help="轉送時使用的來源位址 / send from this address (for receivers that check the source port).")
 def relay(listen: str, to: str, loss: float, burst: int, burst_prob: float, reorder: float, duplicate: float,
-          corrupt: float, rate: int, seed: int, source: str | None) -> None:
+          corrupt: float, rate: int, seed: int, mtu: int, source: str | None) -> None:
     """模擬有損耗的單向鏈路（測試與展示用）。
 
     A seeded lossy link in user space between sender and receiver, for tests and demos.
@@ -288,7 +291,8 @@ def relay(listen: str, to: str, loss: float, burst: int, burst_prob: float, reor
 
     try:
         r = Relay(listen, to, Fates(loss=loss, burst=burst, burst_prob=burst_prob, reorder=reorder,
-                                    duplicate=duplicate, corrupt=corrupt, rate_bps=rate, seed=seed), source=source)
+                                    duplicate=duplicate, corrupt=corrupt, rate_bps=rate, seed=seed,
+                                    mtu=mtu), source=source)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     except OSError as exc:

@@ -43,7 +43,7 @@ RESOLVED = ("publishing", "published", "duplicate")
 
 @dataclass(frozen=True)
 class Result:
-    kind: str  # "resolved" or "corrupt"
+    kind: str  # "resolved", "corrupt" (SHA-256 mismatch) or "failed" (could not publish)
     seq: int
     key: tuple[bytes, int] | None = None
 
@@ -110,7 +110,17 @@ class Keeper:
 
     # --- tasks
     def publish(self, key: tuple[bytes, int], meta: Meta, part: Path) -> None:
-        seq, session = meta.seq, meta.session.hex()
+        try:
+            self._publish(key, meta, part)
+        except Exception:
+            # Disk or database trouble: give the number back so a later copy can try again.
+            # A row left as "publishing" makes that copy a duplicate, and recover() finishes
+            # the publication at the next start: still exactly once.
+            self.results.append(Result("failed", meta.seq, key))
+            raise
+
+    def _publish(self, key: tuple[bytes, int], meta: Meta, part: Path) -> None:
+        seq = meta.seq
         sha = meta.sha256.hex()
         size, digest = sha256_file(part)
         if size != meta.file_size or digest != sha:
@@ -120,7 +130,29 @@ class Keeper:
                       extra={"seq": seq, "file": meta.name, "expected": sha, "got": digest})
             self.results.append(Result("corrupt", seq, key))
             return
-        _fsync_file(part)
+        try:
+            _fsync_file(part)
+            dup, dest, row_id = self._intent(meta, part, size, sha)
+        except Exception:
+            part.unlink(missing_ok=True)  # no intent row refers to it
+            raise
+        if dup:
+            part.unlink(missing_ok=True)
+            self.counters["files_duplicate"] += 1
+        else:
+            try:
+                os.replace(part, dest)
+                fsync_dir(dest.parent)
+                fsync_dir(part.parent)
+            except Exception:
+                self._forget_intent(row_id, part)
+                raise
+            self._mark_published(row_id)
+        self.results.append(Result("resolved", seq, key))
+
+    def _intent(self, meta: Meta, part: Path, size: int, sha: str) -> tuple[bool, Path | None, int | None]:
+        """Commit either a duplicate row or the write-ahead row of a publication."""
+        seq, session = meta.seq, meta.session.hex()
         tid = tracking_id(meta.name)
         with transaction(self.engine) as s:
             first = s.scalars(select(ReceivedFile).where(
@@ -133,24 +165,25 @@ class Keeper:
                 self.provenance.record("duplicate", HOP, sha256=sha, tracking_id=tid, session=s, seq=seq,
                                        sender_session=session, copy=meta.copy, file=meta.name,
                                        first_seq=first.seq, gap_closed=closed)
-                dup = True
-            else:
-                dest = self._free_name(meta.name, seq)
-                row = ReceivedFile(seq=seq, session=session, name=meta.name, size=size, sha256=sha,
-                                   status="publishing", staging=str(part), path=str(dest), at=utcnow())
-                s.add(row)
-                s.flush()
-                row_id = row.id
-                dup = False
-        if dup:
-            part.unlink(missing_ok=True)
-            self.counters["files_duplicate"] += 1
-        else:
-            os.replace(part, dest)
-            fsync_dir(dest.parent)
-            fsync_dir(part.parent)
-            self._mark_published(row_id)
-        self.results.append(Result("resolved", seq, key))
+                return True, None, None
+            dest = self._free_name(meta.name, seq)
+            row = ReceivedFile(seq=seq, session=session, name=meta.name, size=size, sha256=sha,
+                               status="publishing", staging=str(part), path=str(dest), at=utcnow())
+            s.add(row)
+            s.flush()
+            return False, dest, row.id
+
+    def _forget_intent(self, row_id: int, part: Path) -> None:
+        """The rename failed: withdraw the write-ahead row, then the file it named."""
+        try:
+            with transaction(self.engine) as s:
+                row = s.get(ReceivedFile, row_id)
+                if row is not None:
+                    s.delete(row)
+        except Exception:
+            log.exception("cannot withdraw a publication intent; recover() will finish it")
+            return
+        part.unlink(missing_ok=True)
 
     def _mark_published(self, row_id: int) -> None:
         with transaction(self.engine) as s:

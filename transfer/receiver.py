@@ -133,7 +133,11 @@ class Receiver(Runner):
         self.heartbeat_seconds = cfg.heartbeat_seconds
         self.rescan_seconds = 5.0
         self.lock = InstanceLock(cfg.state_dir / "receive.lock")
-        self.keeper = Keeper(engine, provenance, inbound=cfg.inbound, staging=cfg.staging_dir)
+        # The keeper thread gets its own Provenance: a ZeroMQ socket must not be shared
+        # between threads, and the runner's heartbeats go out from this thread.
+        keeper_events = Provenance(engine, zone=config.node.zone, host=config.node.host,
+                                   publish=config.events.publish)
+        self.keeper = Keeper(engine, keeper_events, inbound=cfg.inbound, staging=cfg.staging_dir)
         self.asm = Assembler(cfg.staging_dir, memory_bytes=cfg.memory_bytes, max_file_bytes=cfg.max_file_bytes)
         self.queue: deque[bytes] = deque()
         self._wake_rx = threading.Event()
@@ -251,6 +255,7 @@ class Receiver(Runner):
         if self.rx is not None:
             self.rx.stop()
         self.keeper.stop()
+        self.keeper.provenance.close()
         self._drain_results()
         for key in list(self.asm.assemblies):
             self.asm.remove(key)

@@ -31,6 +31,7 @@ class Fates:
     corrupt: float = 0.0  # chance that 1-3 bits of a datagram are flipped
     rate_bps: int = 0  # rate cap in bits per second (0: none); excess waits, then the kernel drops
     seed: int = 0
+    mtu: int = 0  # model IP fragmentation at this MTU: a datagram is lost if any fragment is (0: off)
 
 
 @dataclass
@@ -96,22 +97,40 @@ class Relay:
                 keep.append(item)
         self._held = keep
 
+    def fragments(self, size: int) -> int:
+        """IP fragments a datagram of `size` bytes becomes at the modelled MTU (1 if it fits)."""
+        mtu = self.fates.mtu
+        if not mtu or size + IP_UDP_OVERHEAD <= mtu:
+            return 1
+        per_fragment = (mtu - 20) // 8 * 8  # fragment payloads are multiples of 8 bytes
+        return -(-(size + 8) // per_fragment)
+
+    def _lost(self, size: int) -> bool:
+        """Draw the fate of every fragment: losing one loses the whole datagram."""
+        f, rng, c = self.fates, self.rng, self.counters
+        lost = False
+        for _ in range(self.fragments(size)):
+            if self._burst_left > 0:
+                self._burst_left -= 1
+                c.burst_dropped += 1
+                lost = True
+            elif f.burst and rng.random() < f.burst_prob:
+                self._burst_left = f.burst - 1
+                c.burst_dropped += 1
+                lost = True
+            elif rng.random() < f.loss:
+                c.dropped += 1
+                lost = True
+        return lost
+
     def handle(self, dg: bytes) -> None:
         f, rng, c = self.fates, self.rng, self.counters
         c.received += 1
         c.bytes_received += len(dg)
         if self._held:
             self._release_held()
-        if self._burst_left > 0:
-            self._burst_left -= 1
-            c.burst_dropped += 1
-            return
-        if f.burst and rng.random() < f.burst_prob:
-            self._burst_left = f.burst - 1
-            c.burst_dropped += 1
-            return
-        if rng.random() < f.loss:
-            c.dropped += 1
+        if self._lost(len(dg)):
+            c.extra["datagrams_lost"] = c.extra.get("datagrams_lost", 0) + 1
             return
         if f.corrupt and rng.random() < f.corrupt:
             buf = bytearray(dg)

@@ -214,19 +214,32 @@ class Sender(Runner):
     def _send_slice(self) -> int:
         deadline = time.monotonic() + self.slice_seconds
         sent = 0
-        try:
-            for datagram in self._datagrams:
-                self.bucket.take(len(datagram) + wire.IP_UDP_OVERHEAD)
+        datagrams = self._datagrams
+        while True:
+            try:
+                datagram = next(datagrams)
+            except StopIteration:
+                break
+            except OSError as exc:
+                # The numbered file cannot be read (deleted, truncated, disk error).
+                log.error("cannot read numbered file; copy abandoned", extra={"seq": self.job.seq, "error": str(exc)})
+                self.store.mark_missing(self.job.seq)
+                self.job = self._datagrams = None
+                return sent
+            self.bucket.take(len(datagram) + wire.IP_UDP_OVERHEAD)
+            try:
                 self.sock.send(datagram)
-                sent += 1
-                if sent % 64 == 0 and time.monotonic() > deadline:
-                    self._job_sent += sent
-                    return sent
-        except OSError as exc:
-            log.error("cannot read numbered file; copy abandoned", extra={"seq": self.job.seq, "error": str(exc)})
-            self.store.mark_missing(self.job.seq)
-            self.job = self._datagrams = None
-            return sent
+            except OSError as exc:
+                # The link is down (ENETUNREACH, EMSGSIZE after an MTU change, ...): the copy
+                # is still due and starts again from its beginning after a pause.
+                log.error("send failed; the copy will start again", extra={"seq": self.job.seq, "error": str(exc)})
+                self.job = self._datagrams = None
+                time.sleep(1.0)
+                return sent
+            sent += 1
+            if sent % 64 == 0 and time.monotonic() > deadline:
+                self._job_sent += sent
+                return sent
         self._job_sent += sent
         self._finish_job(self.job)
         self.job = self._datagrams = None
@@ -268,7 +281,10 @@ class Sender(Runner):
         self._hb_no += 1
         base = {"n": self._hb_no, "v": wire.VERSION, "started": self.started_at.isoformat(),
                 "interval": self.cfg.heartbeat_seconds, "health": self.health()}
-        for datagram in wire.heartbeat_parts(self.session, last_seq, base, self._ledger,
-                                             self.cfg.payload_size + wire.COMMON_SIZE):
-            self.bucket.take(len(datagram) + wire.IP_UDP_OVERHEAD)
-            self.sock.send(datagram)
+        try:
+            for datagram in wire.heartbeat_parts(self.session, last_seq, base, self._ledger,
+                                                 self.cfg.payload_size + wire.COMMON_SIZE):
+                self.bucket.take(len(datagram) + wire.IP_UDP_OVERHEAD)
+                self.sock.send(datagram)
+        except OSError as exc:
+            log.warning("heartbeat not sent", extra={"error": str(exc)})

@@ -161,7 +161,8 @@ def delegations_post():
             row = add_delegation(s, agency=me.agency, principal_id=principal_id, delegate_id=delegate_id,
                                  role=form.get("role", ""), starts_at=_when(form.get("starts_at")),
                                  ends_at=_when(form.get("ends_at")), created_by=me.username)
-            names = dict(s.execute(select(User.id, User.username).where(User.id.in_([principal_id, delegate_id]))))
+            names = {uid: name for uid, name in s.execute(
+                select(User.id, User.username).where(User.id.in_([principal_id, delegate_id])))}
             audit.record(s, "delegation_added", actor=me.username, agency=me.agency, ip=g.ip, target=str(row.id),
                          principal=names.get(principal_id), delegate=names.get(delegate_id), role=row.role,
                          starts_at=row.starts_at.isoformat(), ends_at=row.ends_at.isoformat())

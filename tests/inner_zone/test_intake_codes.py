@@ -62,9 +62,15 @@ def poison(zone: Zone, kit, tmp_path) -> dict:
     data = envelope(kit, A, number=301, docs=[bulk_voucher(A, 301, 6000)])
     zone.drop("T-POISON.p7m", data)
     claimed = zone.inbound / ".claimed" / "T-POISON.p7m"
+    tries = zone.inbound / ".tries" / "T-POISON.p7m"
+
+    def claimed_by_this_runner(n: int) -> bool:
+        # The claim counts the try, then renames: both must show this runner's claim.
+        return claimed.exists() and tries.exists() and tries.read_text() == str(n)
+
     for round_ in range(2):  # inner.max_tries: 2 in this zone
         proc = RunnerProc(zone, tmp_path / f"runner{round_}.log")
-        wait_until(claimed.exists, 60, "the runner to claim the file")
+        wait_until(lambda n=round_ + 1: claimed_by_this_runner(n), 60, "the runner to claim the file")
         proc.kill9()
         assert claimed.exists(), "the kill came after the runner had finished the file"
     proc = RunnerProc(zone, tmp_path / "runner-last.log")

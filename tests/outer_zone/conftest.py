@@ -294,7 +294,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"{self.base}/login", timeout=2, context=ssl_context) as r:  # noqa: S310
+                with urllib.request.urlopen(f"{self.base}/login", timeout=2, context=ssl_context) as r:
                     return r.status == 200
             except OSError:
                 return False
@@ -316,7 +316,8 @@ class Server:
 def served(tmp_path_factory, outer_template, demo_pki):
     """One gunicorn (2 workers) per test module, over its own copy of the seeded database."""
     folder = tmp_path_factory.mktemp("served")
-    env = make_env(folder, outer_template, demo_pki, bind=f"127.0.0.1:{free_port()}", workers=2, threads=4)
+    env = make_env(folder, outer_template, demo_pki, bind=f"127.0.0.1:{free_port()}", workers=2, threads=4,
+                   max_upload_bytes=64 * 1024)
     server = Server(env, folder / "server.log")
     try:
         server.wait_ready()

@@ -16,7 +16,8 @@ from .conftest import Link, free_udp_port
 def cfg(tmp_path):
     lk = Link(tmp_path, free_udp_port(), free_udp_port())
     lk.write_configs()
-    return lk
+    yield lk
+    lk.stop_all()
 
 
 def test_seq_ranges():

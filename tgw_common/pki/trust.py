@@ -94,14 +94,16 @@ class TrustStore:
         """Judge `cert` for signing: path, validity at both times, revocation, key usage."""
         extra = tuple(sorted(fingerprint(c) for c in extra_certs))
         key = (fingerprint(cert), extra)
+        # One validation at a time: the parsed anchors and intermediates are shared, and
+        # asn1crypto parses lazily, which is not safe from two threads at once. Hits are
+        # served under the lock too; they are a dictionary look-up.
         with self._lock:
             cached = self._cache.get(key)
-        if cached is None or not (cached.valid_until > moment):
-            cached = self._validate_path(cert, layer=layer, moment=moment, extra_certs=list(extra_certs))
-            with self._lock:
+            if cached is None or not (cached.valid_until > moment):
+                cached = self._validate_path(cert, layer=layer, moment=moment, extra_certs=list(extra_certs))
                 self._cache[key] = cached
-        elif moment < _earliest_not_before(cached.certificates):
-            cached = self._validate_path(cert, layer=layer, moment=moment, extra_certs=list(extra_certs))
+            elif moment < _earliest_not_before(cached.certificates):
+                cached = self._validate_path(cert, layer=layer, moment=moment, extra_certs=list(extra_certs))
         _check_key_usage(cert, layer)
         for c in cached.certificates:
             if signing_time > c.not_valid_after_utc:

@@ -43,3 +43,8 @@ def opener_from_config(config: Config, *, with_private_key: bool) -> EnvelopeOpe
     return EnvelopeOpener(trust=trust, registry=registry, policy=config.policy, limits=config.limits,
                           documents=config.documents, treasury_certificate=certificate, treasury_key=key,
                           legacy_pkcs1v15=legacy)
+
+
+def release_opener(config: Config) -> EnvelopeOpener:
+    """The outer zone's opener: it can check the release layer and nothing else (no key)."""
+    return opener_from_config(config, with_private_key=False)
