@@ -58,6 +58,16 @@ def make_intake(inner: Inner, *, session_id: str | None = None, via: str = "runn
 
     from .intake import Intake
 
-    opener = opener_from_config(inner.config, with_private_key=True)
+    config = inner.config
+    opener = opener_from_config(config, with_private_key=True)
+    # A broken bank-code list must stop the process now, not fail every envelope later.
+    from tgw_common.config import ConfigError
+    from tgw_common.documents import BankCodesError, load_bank_codes
+
+    bank_file = config.documents.bank_codes_file
+    try:
+        load_bank_codes(str(bank_file) if bank_file else None)
+    except BankCodesError as exc:
+        raise ConfigError(f"{config.source}: documents.bank_codes_file: {exc}") from None
     return Intake(inner.config, engine=inner.engine, provenance=inner.provenance, opener=opener,
                   quarantine=inner.quarantine, session_id=session_id or uuid.uuid4().hex, via=via)

@@ -79,5 +79,7 @@ def sha256_file(path: Path) -> str:
 
 
 def tracking_id(name: str) -> str:
-    """The transfer receiver publishes `<tracking_id>.p7m`: the tracking id is the stem."""
-    return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    """The transfer receiver publishes `<tracking_id>.p7m`: the tracking id is the stem
+    (at most 64 characters, the width of the provenance events' tracking_id column)."""
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return stem[:64]

@@ -86,7 +86,8 @@ class Quarantine:
             first_seen_at: datetime, tries: int, envelope_id: str | None = None, agency: str | None = None,
             keep_source: bool = False) -> dict[str, Any]:
         """File a refused envelope under its ID, with the JSON written first."""
-        assert status in (OPEN, HELD)
+        if status not in (OPEN, HELD):
+            raise ValueError(f"a refused envelope is filed as open or held, not {status!r}")
         qid = self.choose_id(tracking_id, sha256)
         previous = self._find(qid)
         earlier = previous[1] if previous else {}

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from tgw_common.config import Config
 from tgw_common.db import utcnow
@@ -128,7 +128,12 @@ class InnerRunner(Runner):
                 break
         if done:
             self.queue.sync()
-            self.intake.flush_archived()
+            try:
+                self.intake.flush_archived()
+            except (OperationalError, InterfaceError) as exc:
+                # The marks stay pending for the next pass (or the start-up repair).
+                self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                log.error("archive marks not committed yet", extra={"error": self.last_error})
         return done
 
     def _handle(self, claimed: Claimed) -> bool:
@@ -149,7 +154,10 @@ class InnerRunner(Runner):
 
     def _failed(self, claimed: Claimed, exc: Exception) -> bool:
         self.last_error = f"{type(exc).__name__}: {exc}"[:500]
-        operational = isinstance(exc, DBAPIError) or (isinstance(exc, OSError) and exc.errno in _DISK_TROUBLE)
+        # Connection trouble, locks and full disks are operational; a value the database rejects
+        # (DataError, IntegrityError) is this envelope's problem and spends one of its tries.
+        operational = (isinstance(exc, OperationalError | InterfaceError)
+                       or (isinstance(exc, OSError) and exc.errno in _DISK_TROUBLE))
         if not claimed.path.exists():
             # The error came after the file reached the archive or quarantine: nothing to retry
             # (a missing archive mark is repaired at the next start-up).

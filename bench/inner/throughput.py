@@ -292,7 +292,7 @@ def main() -> None:
     ap.add_argument("--db", default="sqlite,postgresql")
     ap.add_argument("--big-mb", type=int, default=200, help="0 skips the large envelope")
     ap.add_argument("--profile", action="store_true")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "inner")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "inner" / "results")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tgw-bench-inner-"))
