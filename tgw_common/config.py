@@ -164,13 +164,37 @@ class InnerConfig(Section):
 
 
 class ConsoleConfig(Section):
+    """The operator console (tgw inner console); docs/console.md explains every key."""
+
     bind: str = "127.0.0.1:8081"
     workers: PositiveInt = 2
+    threads: PositiveInt = 4
+    timeout_seconds: PositiveInt = 120
     session_timeout_minutes: PositiveInt = 30
+    session_max_hours: PositiveInt = 12
     lockout_attempts: PositiveInt = 5
     lockout_minutes: PositiveInt = 15
+    password_min_length: Annotated[int, Field(ge=8)] = 12
     secret_key_file: AnyPath = Path("var/inner/console-secret")
     cookie_secure: bool = True
+    trusted_proxies: list[str] = []
+    heartbeat_seconds: Annotated[float, Field(gt=0)] = 10.0
+    refresh_seconds: Annotated[int, Field(ge=5)] = 30
+    chart_hours: Annotated[int, Field(ge=1, le=168)] = 24
+    cert_expiry_warning_days: PositiveInt = 30
+    certreq_import_dir: AnyPath = Path("var/inner/certreq")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        import ipaddress
+
+        for v in values:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an IP address or CIDR network") from None
+        return values
 
 
 class OuterConfig(Section):

@@ -82,14 +82,16 @@ def _refuse(code: str, file: str, kind: str | None, path: str, problem: str) -> 
 
 
 def validate_documents(manifest: dict[str, Any], documents: Mapping[str, bytes], *, agency: str,
-                       limits: DocumentsConfig, today: dt.date) -> list[ValidDocument]:
+                       limits: DocumentsConfig, today: dt.date, manifest_checked: bool = False) -> list[ValidDocument]:
     """Check every document the manifest lists; return them parsed, or raise a Refusal.
 
     `documents` maps manifest paths to file bytes (the ZIP layer has already matched the
     hashes). `agency` is the envelope's agency as the signers established it. `today`
-    fixes the fiscal-year window, so the function stays pure and testable.
+    fixes the fiscal-year window, so the function stays pure and testable. The payload
+    layer has validated the manifest already when `manifest_checked` is true.
     """
-    validate_manifest(manifest)
+    if not manifest_checked:
+        validate_manifest(manifest)
     if manifest["agency"] != agency:
         raise Refusal("AGENCY_MISMATCH", Layer.DOCUMENTS,
                       f"manifest.json: $.agency: {manifest['agency']!r} differs from the envelope's agency {agency!r}",

@@ -172,6 +172,7 @@ class EnvelopeOpener:
             from ..documents import validate_documents as check_documents
 
             documents = check_documents(payload.manifest, payload.files, agency=agency, limits=self.documents,
+                                        manifest_checked=True,
                                         today=moment.astimezone(TAIPEI).date())
         return OpenedEnvelope(sha256=release.sha256, release_digest=release.release_digest,
                               releaser=release.releaser, seal=seal,
