@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Engine, Index, Integer, String, or_, select
+from sqlalchemy import JSON, BigInteger, Engine, Index, Integer, String, insert, or_, select
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, UTCDateTime, create_tables, transaction, utcnow
@@ -103,6 +104,20 @@ class DaemonStatusRow(Base):
         }
 
 
+_EVENT_COLUMNS = ("at", "zone", "host", "hop", "event", "sha256", "tracking_id", "envelope_id", "reason", "detail")
+
+
+def _insert_queued(session: Session) -> None:
+    rows = session.info.pop("tgw_event_rows", None)
+    if rows:
+        session.connection().execute(insert(EventRow.__table__), rows)
+
+
+def _forget_queued(session: Session) -> None:
+    session.info.pop("tgw_event_rows", None)
+    session.info.pop("tgw_events", None)
+
+
 @dataclass
 class _Publisher:
     endpoint: str
@@ -159,14 +174,18 @@ class Provenance:
         )
         body = row.as_dict()
         if session is not None:
-            session.add(row)
-            if self._publisher:
-                pending = session.info.setdefault("tgw_events", [])
-                pending.append(body)
-                if len(pending) == 1:
-                    from sqlalchemy import event as sa_event
-
+            # Queued and written in one executemany just before the commit: a hop records
+            # several events per envelope, and one statement costs less than six flushes.
+            rows = session.info.get("tgw_event_rows")
+            if rows is None:
+                rows = session.info["tgw_event_rows"] = []
+                sa_event.listen(session, "before_commit", _insert_queued, once=True)
+                sa_event.listen(session, "after_rollback", _forget_queued, once=True)
+                if self._publisher:
                     sa_event.listen(session, "after_commit", self._flush_pending, once=True)
+            rows.append({c: getattr(row, c) for c in _EVENT_COLUMNS})
+            if self._publisher:
+                session.info.setdefault("tgw_events", []).append(body)
         else:
             with transaction(self.engine) as own:
                 own.add(row)
