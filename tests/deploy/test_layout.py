@@ -1,9 +1,10 @@
 """Users, groups and folders as sysusers.d and tmpfiles.d create them, and who may do what.
 
 systemd-sysusers and systemd-tmpfiles run for real against a scratch root (--root), then
-the access table of docs/deployment.md ("Who may read and write what") is checked against
-the resulting owners and modes with the kernel's rules for a non-root user (search
-permission on every parent folder, then owner / group / other bits).
+the access tables of docs/deployment.md ("Who may read and write what"), read from the
+document itself, are checked against the resulting owners and modes with the kernel's
+rules for a non-root user (search permission on every parent folder, then owner / group /
+other bits).
 """
 
 from __future__ import annotations
@@ -16,48 +17,47 @@ import pytest
 
 from tests.deploy.units import DAEMONS, SYSTEMD, ZONES, systemd_tool
 
-# (zone, user, path, access) with access "rw" (may create, rename and delete entries),
-# "r" (may list and read) or "-" (may not even enter). Paths are folders.
-ACCESS = [
-    ("outer", "tgw-web", "/var/lib/tgw/spool/incoming", "rw"),
-    ("outer", "tgw-web", "/var/lib/tgw/spool/outbound", "rw"),
-    ("outer", "tgw-web", "/var/lib/tgw/outer", "rw"),
-    ("outer", "tgw-web", "/var/lib/tgw/spool/sent", "-"),
-    ("outer", "tgw-web", "/var/lib/tgw/spool/transfer", "-"),
-    ("outer", "tgw-web", "/etc/tgw/credentials", "-"),
-    ("outer", "tgw-send", "/var/lib/tgw/spool/outbound", "rw"),
-    ("outer", "tgw-send", "/var/lib/tgw/spool/sent", "rw"),
-    ("outer", "tgw-send", "/var/lib/tgw/spool/transfer", "rw"),
-    ("outer", "tgw-send", "/var/lib/tgw/spool/incoming", "-"),
-    ("outer", "tgw-send", "/var/lib/tgw/outer", "-"),
-    ("outer", "tgw-monitor", "/var/lib/tgw/spool/outbound", "-"),
-    ("outer", "tgw-monitor", "/var/lib/tgw/crl", "r"),
-    ("outer", "tgw-monitor", "/run/tgw-feed", "rw"),
-    ("outer", "tgw-monitor", "/var/lib/tgw/db", "rw"),
-    ("outer", "tgw-web", "/run/tgw-feed", "r"),
-    ("outer", "tgw-crl", "/var/lib/tgw/crl", "rw"),
-    ("outer", "tgw-crl", "/var/lib/tgw/db", "-"),
-    ("inner", "tgw-recv", "/var/lib/tgw/spool/staging", "rw"),
-    ("inner", "tgw-recv", "/var/lib/tgw/spool/inbound", "rw"),
-    ("inner", "tgw-recv", "/var/lib/tgw/spool/transfer", "rw"),
-    ("inner", "tgw-recv", "/var/lib/tgw/spool/inner", "-"),
-    ("inner", "tgw-recv", "/var/lib/tgw/spool/quarantine", "-"),
-    ("inner", "tgw-recv", "/var/lib/tgw/archive", "-"),
-    ("inner", "tgw-recv", "/etc/tgw/credentials", "-"),
-    ("inner", "tgw-inner", "/var/lib/tgw/spool/inbound", "rw"),
-    ("inner", "tgw-inner", "/var/lib/tgw/spool/inner", "rw"),
-    ("inner", "tgw-inner", "/var/lib/tgw/spool/quarantine", "rw"),
-    ("inner", "tgw-inner", "/var/lib/tgw/archive", "rw"),
-    ("inner", "tgw-inner", "/var/lib/tgw/spool/staging", "-"),
-    ("inner", "tgw-inner", "/etc/tgw/credentials", "-"),
-    ("inner", "tgw-console", "/var/lib/tgw/console", "rw"),
-    ("inner", "tgw-console", "/var/lib/tgw/spool/inbound", "-"),
-    ("inner", "tgw-console", "/var/lib/tgw/spool/quarantine", "-"),
-    ("inner", "tgw-console", "/var/lib/tgw/archive", "-"),
-    ("inner", "tgw-monitor", "/var/lib/tgw/spool/inbound", "-"),
-    ("inner", "tgw-monitor", "/var/lib/tgw/crl", "r"),
-    ("inner", "tgw-inner", "/var/lib/tgw/crl", "r"),
-]
+DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
+
+# The columns of the access tables in docs/deployment.md, by host.
+COLUMNS = {
+    "outer": {"incoming": ["/var/lib/tgw/spool/incoming"], "outbound": ["/var/lib/tgw/spool/outbound"],
+              "sent, transfer": ["/var/lib/tgw/spool/sent", "/var/lib/tgw/spool/transfer"],
+              "outer": ["/var/lib/tgw/outer"], "crl": ["/var/lib/tgw/crl"], "db": ["/var/lib/tgw/db"],
+              "feed": ["/run/tgw-feed"]},
+    "inner": {"staging": ["/var/lib/tgw/spool/staging"], "inbound": ["/var/lib/tgw/spool/inbound"],
+              "transfer": ["/var/lib/tgw/spool/transfer"],
+              "inner, quarantine": ["/var/lib/tgw/spool/inner", "/var/lib/tgw/spool/inner/held",
+                                    "/var/lib/tgw/spool/inner/held/.tmp", "/var/lib/tgw/spool/quarantine",
+                                    "/var/lib/tgw/spool/quarantine/.tmp"],
+              "archive": ["/var/lib/tgw/archive"],
+              "console": ["/var/lib/tgw/console", "/var/lib/tgw/console/certreq"], "crl": ["/var/lib/tgw/crl"],
+              "db": ["/var/lib/tgw/db"],
+              "feed": ["/run/tgw-feed"]},
+}
+# A cell's word -> what the folder's permissions must allow. "connect": enter the folder (the
+# socket inside is group-writable); "binds": create the socket.
+CELL = {"rw": "rw", "r": "r", "–": "-", "connect": "r", "binds": "rw"}
+
+
+def documented_access() -> list[tuple[str, str, str, str]]:
+    """(zone, user, path, access) from the two tables under "Who may read and write what"."""
+    text = DOC.read_text(encoding="utf-8").split("## Who may read and write what", 1)[1].split("\n## ", 1)[0]
+    tables = [block for block in text.split("\n\n") if block.startswith("|")]
+    assert len(tables) == 2, "expected the outer and the inner access table"
+    rows = []
+    for zone, table in zip(ZONES, tables, strict=True):
+        lines = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+        header = lines[0][1:]
+        assert set(header) == set(COLUMNS[zone]), f"{zone} table columns: {header}"
+        for cells in lines[2:]:
+            for column, cell in zip(header, cells[1:], strict=True):
+                for path in COLUMNS[zone][column]:
+                    rows.append((zone, cells[0], path, CELL[cell]))
+    return rows
+
+
+ACCESS = documented_access()
 
 
 class Root:
@@ -123,7 +123,8 @@ def test_every_daemon_user_and_group_is_created(roots, zone):
         if daemon.zone == zone:
             assert daemon.user in r.uids
             assert 0 < r.uids[daemon.user] < 1000, "a system user"
-    shared = {"outer": {"tgw-outbound", "tgw-feed", "tgw-db"}, "inner": {"tgw-inbound", "tgw-feed", "tgw-db"}}[zone]
+    shared = {"outer": {"tgw-outbound", "tgw-feed", "tgw-db"},
+              "inner": {"tgw-inbound", "tgw-intake", "tgw-feed", "tgw-db"}}[zone]
     assert shared <= set(r.gids)
 
 

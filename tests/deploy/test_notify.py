@@ -12,61 +12,16 @@ import os
 import signal
 import socket
 import sqlite3
-import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.deploy.notifysock import NotifySocket
+
 TGW = str(Path(sys.executable).with_name("tgw"))
-
-
-class NotifySocket:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.messages: list[tuple[int, str]] = []  # (sender pid, message)
-
-    def receive(self, timeout: float) -> tuple[int, str] | None:
-        self.sock.settimeout(timeout)
-        try:
-            data, ancdata, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
-        except TimeoutError:
-            return None
-        pid = -1
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                pid, _uid, _gid = struct.unpack("3i", payload[:12])
-        message = (pid, data.decode())
-        self.messages.append(message)
-        return message
-
-    def wait_for(self, proc: subprocess.Popen, wanted: str, timeout: float = 60) -> tuple[int, str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"daemon exited with {proc.returncode} before {wanted}"
-            got = self.receive(0.5)
-            if got and wanted in got[1].splitlines():
-                return got
-        pytest.fail(f"no {wanted} within {timeout} s; got {self.messages}")
-
-    def drain(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self.receive(0.2)
-
-    def take_queued(self) -> None:
-        """What the daemon sent before it exited (already in the socket's queue)."""
-        while self.receive(0.05) is not None:
-            pass
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -156,21 +111,30 @@ def test_monitor_sends_ready_and_watchdog_from_the_main_pid(tmp_path, notify):
     assert {pid for pid, _ in notify.messages} == {proc.pid}
 
 
-def test_gunicorn_arbiter_is_the_main_pid_and_sends_ready_once_listening(tmp_path, notify, demo_pki):
-    port = free_port()
+def _gunicorn_config(tmp_path: Path, pki: Path, verb: str, port: int) -> dict:
     var = tmp_path / "var"
-    config = write(tmp_path / "outer.yaml", {
-        "node": {"zone": "outer", "data_dir": str(var)},
-        "database": {"url": f"sqlite:///{tmp_path / 'outer.db'}"},
-        "trust": {"anchors": [str(demo_pki / "root.pem")], "intermediates": [str(demo_pki / "gca.pem")],
-                  "crl_dir": str(demo_pki / "crl")},
-        "outer": {"bind": f"127.0.0.1:{port}", "workers": 2, "threads": 1,
-                  "outbound": str(var / "outbound"), "upload_tmp": str(var / "incoming"),
-                  "secret_key_file": str(var / "secret"), "registration_export_dir": str(var / "certreq"),
-                  "min_free_bytes": 0, "min_free_fraction": 0.0},
-    })
-    log = tmp_path / "outer.log"
-    proc = start(config, "outer", "serve", notify=notify, log=log)
+    trust = {"anchors": [str(pki / "root.pem")], "intermediates": [str(pki / "gca.pem")], "crl_dir": str(pki / "crl")}
+    if verb == "outer serve":
+        return {"node": {"zone": "outer", "data_dir": str(var)},
+                "database": {"url": f"sqlite:///{tmp_path / 'outer.db'}"}, "trust": trust,
+                "outer": {"bind": f"127.0.0.1:{port}", "workers": 1, "threads": 1,
+                          "outbound": str(var / "outbound"), "upload_tmp": str(var / "incoming"),
+                          "secret_key_file": str(var / "secret"), "registration_export_dir": str(var / "certreq"),
+                          "min_free_bytes": 0, "min_free_fraction": 0.0}}
+    return {"node": {"zone": "inner", "data_dir": str(var)},
+            "database": {"url": f"sqlite:///{tmp_path / 'inner.db'}"}, "trust": trust,
+            "inner": {"inbound": str(var / "inbound"), "spool_dir": str(var / "spool"),
+                      "quarantine_dir": str(var / "quarantine"), "archive_dir": str(var / "archive")},
+            "console": {"bind": f"127.0.0.1:{port}", "workers": 1, "threads": 1,
+                        "secret_key_file": str(var / "secret"), "certreq_import_dir": str(var / "certreq")}}
+
+
+@pytest.mark.parametrize("verb", ["outer serve", "inner console"])
+def test_gunicorn_arbiter_is_the_main_pid_and_sends_ready_once_listening(tmp_path, notify, demo_pki, verb):
+    port = free_port()
+    config = write(tmp_path / "gunicorn.yaml", _gunicorn_config(tmp_path, demo_pki, verb, port))
+    log = tmp_path / "gunicorn.log"
+    proc = start(config, *verb.split(), notify=notify, log=log)
     try:
         pid, _ = notify.wait_for(proc, "READY=1")
         assert pid == proc.pid, "gunicorn's arbiter runs in the main process: NotifyAccess=main suffices"

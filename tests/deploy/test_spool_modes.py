@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deploy.notifysock import NotifySocket
+
 TGW = str(Path(sys.executable).with_name("tgw"))
 
 
@@ -29,7 +31,9 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.xfail(strict=True, reason="transfer/assembly.py creates .part files with mode 0600, so the "
+# raises=AssertionError: only the mode assertions below count as the expected failure; a file
+# that never arrives is pytest.fail(), which fails the test outright.
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="transfer/assembly.py creates .part files with mode 0600, so the "
                    "published file is unreadable for the inner runner's user; it should create them 0640 "
                    "(or 0666 and let UMask= decide). Remove this mark once fixed.")
 def test_a_published_inbound_file_is_group_readable(tmp_path):
@@ -40,7 +44,8 @@ def test_a_published_inbound_file_is_group_readable(tmp_path):
     send.write_text(yaml.safe_dump({
         "node": {"zone": "outer"}, "database": {"url": f"sqlite:///{tmp_path / 'outer.db'}"},
         "transfer_send": {"outbound": str(spool / "outbound"), "sent_dir": str(spool / "sent"),
-                          "state_dir": str(spool / "send-state"), "target": f"127.0.0.1:{port}", "repeat": 1}}))
+                          "state_dir": str(spool / "send-state"), "target": f"127.0.0.1:{port}",
+                          "repeat": 2, "repeat_spacing_seconds": 1}}))
     recv = tmp_path / "recv.yaml"
     recv.write_text(yaml.safe_dump({
         "node": {"zone": "inner"}, "database": {"url": f"sqlite:///{tmp_path / 'inner.db'}"},
@@ -51,21 +56,29 @@ def test_a_published_inbound_file_is_group_readable(tmp_path):
     def umask_0027() -> None:
         os.umask(0o027)
 
+    # The sender starts only once the receiver is READY=1 (its socket bound), as
+    # After=/Type=notify would order them: a first copy sent earlier would be lost.
+    notify = NotifySocket(tmp_path / "notify.sock")
     procs = []
     try:
         for verb, config in (("receive", recv), ("send", send)):
             log = (tmp_path / f"{verb}.log").open("wb")
-            procs.append(subprocess.Popen([TGW, "transfer", verb, "--config", str(config)], stdout=log,
+            env = {**os.environ, "NOTIFY_SOCKET": str(notify.path)}
+            procs.append(subprocess.Popen([TGW, "transfer", verb, "--config", str(config)], stdout=log, env=env,
                                           stderr=subprocess.STDOUT, preexec_fn=umask_0027))
+            notify.wait_for(procs[-1], "READY=1")
         (spool / "outbound" / "TPE0001.p7m").write_bytes(os.urandom(5000))
         published = spool / "inbound" / "TPE0001.p7m"
         deadline = time.monotonic() + 60
         while not published.exists():
-            assert all(p.poll() is None for p in procs), (tmp_path / "receive.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the file never arrived"
+            if not all(p.poll() is None for p in procs):
+                pytest.fail("a daemon died: " + (tmp_path / "receive.log").read_text()[-2000:])
+            if time.monotonic() > deadline:
+                pytest.fail("the file never arrived")
             time.sleep(0.1)
         mode = stat.S_IMODE(published.stat().st_mode)
     finally:
+        notify.close()
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:

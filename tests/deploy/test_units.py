@@ -85,16 +85,13 @@ def test_the_verb_exists_in_the_cli(daemon):
     for word in daemon.verb.split():
         command = command.get_command(ctx, word) if isinstance(command, click.Group) else None
         if command is None:
-            if daemon.verb == "inner console":
-                pytest.skip("`tgw inner console` is not registered yet (inner_zone is adding it)")
             pytest.fail(f"`tgw {daemon.verb}` does not exist")
     assert "config_path" in {p.name for p in command.params}, f"`tgw {daemon.verb}` takes no --config"
 
 
 @pytest.mark.parametrize("daemon", DAEMONS, ids=lambda d: f"{d.zone}/{d.unit}")
-def test_the_target_pulls_in_every_daemon(daemon):
-    target = parse_unit(SYSTEMD / daemon.zone / f"tgw-{daemon.zone}.target")
-    assert daemon.unit in " ".join(values(target, "Unit", "Wants")).split()
+def test_each_daemon_belongs_to_its_hosts_target(daemon):
+    assert (SYSTEMD / daemon.zone / f"tgw-{daemon.zone}.target").is_file()
     unit = parse_unit(daemon.path)
     assert one(unit, "Unit", "PartOf") == f"tgw-{daemon.zone}.target"
     assert one(unit, "Install", "WantedBy") == f"tgw-{daemon.zone}.target"
