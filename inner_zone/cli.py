@@ -162,3 +162,8 @@ def _register() -> None:
 
 
 _register()
+
+
+from .console.cli import register as _register_console  # noqa: E402 - the console's commands, last
+
+_register_console(inner)

@@ -1,0 +1,167 @@
+"""Console operator accounts: Argon2id password hashes, roles, lockout (no Flask here: the CLI uses it too).
+
+Roles are ordered: a viewer reads everything but the audit log; an operator also fixes
+envelopes (quarantine, certificate registration, CRLs); an administrator also revokes
+registrations, changes agencies and reads the audit log. docs/console.md has the table.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from tgw_common.db import transaction, utcnow
+
+from . import audit
+from .models import ROLES, ConsoleUser
+
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so a miss costs as much as a hit.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(ValueError):
+    """A request that cannot be done; the message says why (zh-TW / English)."""
+
+
+@dataclass(frozen=True)
+class Operator:
+    """The signed-in user as one request sees it."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    must_change_password: bool
+
+    def can(self, role: str) -> bool:
+        """True when this user's role is `role` or above it."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(stored: str) -> bool:
+    return _hasher.check_needs_rehash(stored)
+
+
+def check_password_policy(password: str, min_length: int) -> None:
+    if len(password) < min_length:
+        raise AccountError(f"密碼至少 {min_length} 個字元 / the password needs at least {min_length} characters")
+    if len(password) > 256:
+        raise AccountError("密碼過長 / the password is longer than 256 characters")
+    classes = sum(any(c in group for c in password)
+                  for group in (string.ascii_lowercase, string.ascii_uppercase, string.digits))
+    if classes < 2 and not any(not c.isalnum() for c in password):
+        raise AccountError("密碼需混合字母、數字或符號 / mix letters with digits or symbols")
+
+
+def generate_password() -> str:
+    """An initial password shown once; the user must change it at the first sign-in."""
+    alphabet = string.ascii_letters + string.digits
+    core = "".join(secrets.choice(alphabet) for _ in range(14))
+    return f"{core[:7]}-{core[7:]}"
+
+
+def operator_of(user: ConsoleUser) -> Operator:
+    return Operator(user.id, user.username, user.display_name, user.role, user.must_change_password)
+
+
+def find_user(session: Session, username: str) -> ConsoleUser:
+    user = session.scalar(select(ConsoleUser).where(ConsoleUser.username == username))
+    if user is None:
+        raise AccountError(f"沒有帳號 {username} / no console user {username}")
+    return user
+
+
+def add_user(engine: Engine, *, username: str, role: str, password: str, display_name: str = "",
+             must_change: bool = True, min_length: int = 12, actor: str, where: str) -> dict:
+    if not USERNAME.match(username):
+        raise AccountError(f"帳號格式不符 / username {username!r}: letters, digits and . _ @ - (at most 64)")
+    if role not in ROLES:
+        raise AccountError(f"角色須為 {', '.join(ROLES)} / role must be one of {', '.join(ROLES)}, not {role!r}")
+    check_password_policy(password, min_length)
+    now = utcnow()
+    with transaction(engine) as s:
+        if s.scalar(select(ConsoleUser.id).where(ConsoleUser.username == username)) is not None:
+            raise AccountError(f"帳號 {username} 已存在 / username {username} is taken")
+        user = ConsoleUser(username=username, display_name=display_name.strip()[:200], role=role,
+                           password_hash=hash_password(password), active=True, must_change_password=must_change,
+                           failed_logins=0, created_at=now, password_changed_at=now)
+        s.add(user)
+        s.flush()
+        audit.record(s, "user_added", actor=actor, ip=where, target=username, new_role=role)
+        return describe(user)
+
+
+def set_password(session: Session, user: ConsoleUser, password: str, *, must_change: bool, min_length: int) -> None:
+    check_password_policy(password, min_length)
+    user.password_hash = hash_password(password)
+    user.must_change_password = must_change
+    user.password_changed_at = utcnow()
+    user.failed_logins = 0
+    user.locked_until = None
+
+
+def reset_password(engine: Engine, username: str, password: str, *, must_change: bool, min_length: int,
+                   actor: str, where: str) -> dict:
+    with transaction(engine) as s:
+        user = find_user(s, username)
+        set_password(s, user, password, must_change=must_change, min_length=min_length)
+        audit.record(s, "user_password_set", actor=actor, ip=where, target=username)
+        return describe(user)
+
+
+def set_active(engine: Engine, username: str, active: bool, *, actor: str, where: str) -> dict:
+    from .models import ConsoleSession
+
+    with transaction(engine) as s:
+        user = find_user(s, username)
+        user.active = active
+        if not active:  # signed out everywhere at once, not at the next idle timeout
+            for row in s.scalars(select(ConsoleSession).where(ConsoleSession.user_id == user.id,
+                                                               ConsoleSession.ended_at.is_(None))):
+                row.ended_at = utcnow()
+        audit.record(s, "user_enabled" if active else "user_disabled", actor=actor, ip=where, target=username)
+        return describe(user)
+
+
+def unlock(engine: Engine, username: str, *, actor: str, where: str) -> dict:
+    with transaction(engine) as s:
+        user = find_user(s, username)
+        user.failed_logins, user.locked_until = 0, None
+        audit.record(s, "user_unlocked", actor=actor, ip=where, target=username)
+        return describe(user)
+
+
+def describe(user: ConsoleUser) -> dict:
+    now = utcnow()
+    return {"username": user.username, "display_name": user.display_name, "role": user.role, "active": user.active,
+            "locked": bool(user.locked_until and user.locked_until > now),
+            "locked_until": user.locked_until.isoformat() if user.locked_until else None,
+            "must_change_password": user.must_change_password,
+            "created_at": user.created_at.isoformat(),
+            "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None}
+
+
+def list_users(engine: Engine) -> list[dict]:
+    with transaction(engine) as s:
+        return [describe(u) for u in s.scalars(select(ConsoleUser).order_by(ConsoleUser.username))]

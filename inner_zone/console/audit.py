@@ -1,0 +1,81 @@
+"""The console's audit log: every change, sign-in and refused attempt (who, what, when, from where).
+
+An entry is written in the caller's transaction when one is given, so a change and its
+entry commit together or not at all. Changes to files (quarantine, CRLs, certificate
+requests) cannot share the database transaction: their entry is written right after the
+file operation succeeded, or with outcome `failed` when it did not. docs/console.md lists
+every action.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from tgw_common.db import transaction, utcnow
+
+from .models import AuditEntry
+
+# A typo must fail loudly, not go unaudited.
+ACTIONS = frozenset({
+    # signing in
+    "login", "login_failed", "logout", "session_expired", "password_changed", "forbidden", "csrf_refused",
+    # envelopes
+    "quarantine_retried", "quarantine_rejected",
+    # registry and trust
+    "signer_registered", "signer_revoked", "certreq_uploaded", "certreq_approved", "certreq_dismissed",
+    "crl_installed",
+    # agencies
+    "agency_updated",
+    # reports (nothing changes, but data leaves the console)
+    "report_exported",
+    # accounts, from the CLI
+    "user_added", "user_disabled", "user_enabled", "user_unlocked", "user_password_set",
+})
+
+
+def cli_actor() -> tuple[str, str]:
+    """(who, where) of a CLI command: the operating-system user on this host."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        who = "unknown"
+    return f"cli:{who}", f"cli@{socket.gethostname()}"
+
+
+def record(where: Session | Engine, action: str, *, actor: str, ip: str, role: str | None = None,
+           target: str | None = None, outcome: str = "ok", **detail: Any) -> None:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    row = AuditEntry(at=utcnow(), actor=actor[:64], role=role, action=action,
+                     target=target[:200] if target else None, ip=(ip or "-")[:64], outcome=outcome,
+                     detail={k: v for k, v in detail.items() if v is not None})
+    if isinstance(where, Session):
+        where.add(row)
+    else:
+        with transaction(where) as s:
+            s.add(row)
+
+
+def search(engine: Engine, *, actor: str | None = None, action: str | None = None, since: datetime | None = None,
+           until: datetime | None = None, limit: int = 200, offset: int = 0) -> tuple[list[dict], int]:
+    """Newest first; returns (entries, total matching)."""
+    conds = []
+    if actor:
+        conds.append(AuditEntry.actor == actor)
+    if action:
+        conds.append(AuditEntry.action == action)
+    if since:
+        conds.append(AuditEntry.at >= since)
+    if until:
+        conds.append(AuditEntry.at < until)
+    with transaction(engine) as s:
+        total = s.scalar(select(func.count()).select_from(AuditEntry).where(*conds)) or 0
+        rows = s.scalars(select(AuditEntry).where(*conds).order_by(AuditEntry.id.desc())
+                         .limit(limit).offset(offset)).all()
+        return [r.as_dict() for r in rows], total

@@ -1,0 +1,251 @@
+"""Daily reports: totals per agency and document kind, and the reconciliation of what the
+outer zone sent, what arrived and what was loaded, per Taipei calendar day.
+
+Sources, all in the inner zone's database:
+- sent: the sequence numbers the sender gave out, as the receiver learnt them across the
+  one-way link (each number is in `transfer_received` once it arrived, or in
+  `transfer_gaps` when the sender's ledger or the numbering showed it missing), plus the
+  numbers above those that the sender's latest heartbeat (`outer.transfer-send`,
+  `last_seq`) says went out and nothing has been heard of yet;
+- arrived: the receiver's `arrived` events;
+- loaded: rows of `intake_envelopes` by `loaded_at`.
+A number is counted on the day the receiver first heard of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, inspect, select
+
+from tgw_common.db import transaction
+from tgw_common.documents import KINDS
+from tgw_common.events import DaemonStatusRow, EventRow
+
+from ..models import Document, Envelope
+from .state import Console
+from .timefmt import day_bounds, local, taipei_day
+
+MAX_DAYS = 92
+
+
+class ReportError(ValueError):
+    pass
+
+
+def kind_title(kind: str) -> str:
+    info = KINDS.get(kind)
+    return f"{info.zh} {info.en}" if info else kind
+
+
+def check_range(day_from: date, day_until: date) -> None:
+    if day_until < day_from:
+        raise ReportError("結束日早於開始日 / the end date is before the start date")
+    if (day_until - day_from).days >= MAX_DAYS:
+        raise ReportError(f"最多 {MAX_DAYS} 天 / at most {MAX_DAYS} days per report")
+
+
+def totals(console: Console, day_from: date, day_until: date, agency: str = "") -> list[dict[str, Any]]:
+    """Per day, agency, document kind and ledger: envelopes, documents and amount loaded."""
+    check_range(day_from, day_until)
+    since, until = day_bounds(day_from)[0], day_bounds(day_until)[1]
+    stmt = (select(Envelope.id, Envelope.loaded_at, Envelope.agency, Envelope.is_test, Document.kind,
+                   func.count(Document.id), func.coalesce(func.sum(Document.amount), 0))
+            .join(Document, Document.envelope_pk == Envelope.id)
+            .where(Envelope.loaded_at >= since, Envelope.loaded_at < until)
+            .group_by(Envelope.id, Envelope.loaded_at, Envelope.agency, Envelope.is_test, Document.kind))
+    if agency:
+        stmt = stmt.where(Envelope.agency == agency)
+    groups: dict[tuple, dict[str, Any]] = {}
+    with transaction(console.engine) as s:
+        for _eid, loaded_at, ag, is_test, kind, docs, amount in s.execute(stmt):
+            key = (taipei_day(loaded_at), ag, kind, "test" if is_test else "live")
+            g = groups.setdefault(key, {"day": key[0], "agency": ag, "kind": kind, "ledger": key[3], "envelopes": set(),
+                                        "documents": 0, "amount": 0})
+            g["envelopes"].add(_eid)
+            g["documents"] += docs
+            g["amount"] += int(amount)
+    rows = []
+    for key in sorted(groups):
+        g = groups[key]
+        rows.append({**g, "envelopes": len(g["envelopes"]), "kind_title": kind_title(g["kind"])})
+    return rows
+
+
+# ------------------------------------------------------------------ reconciliation
+def _has(console: Console, table: str) -> bool:
+    return inspect(console.engine).has_table(table)
+
+
+def reconciliation(console: Console, day_from: date, day_until: date) -> dict[str, Any]:
+    check_range(day_from, day_until)
+    since, until = day_bounds(day_from)[0], day_bounds(day_until)[1]
+    days = [day_from + timedelta(days=i) for i in range((day_until - day_from).days + 1)]
+    sent: dict[date, set[int]] = defaultdict(set)
+    missing: list[dict[str, Any]] = []
+    transfer_known = _has(console, "transfer_received") and _has(console, "transfer_gaps")
+    with transaction(console.engine) as s:
+        if transfer_known:
+            from transfer.models import ReceivedFile, TransferGap
+
+            first_heard: dict[int, datetime] = {}
+            for seq, at in s.execute(select(ReceivedFile.seq, func.min(ReceivedFile.at)).group_by(ReceivedFile.seq)):
+                first_heard[seq] = at
+            gap_rows = s.scalars(select(TransferGap)).all()
+            for g in gap_rows:
+                if g.seq not in first_heard or g.opened_at < first_heard[g.seq]:
+                    first_heard[g.seq] = g.opened_at
+            for seq, at in first_heard.items():
+                if since <= at < until:
+                    sent[taipei_day(at)].add(seq)
+            for g in gap_rows:
+                if g.closed_at is None and since <= g.opened_at < until:
+                    missing.append({"day": taipei_day(g.opened_at), "seq": g.seq, "name": g.name,
+                                    "tracking_id": g.as_dict()["tracking_id"], "since": g.opened_at,
+                                    "what": "缺漏（未到達）/ gap: never arrived", "source": g.source})
+            top_known = max(first_heard, default=0)
+            hb = s.get(DaemonStatusRow, "outer.transfer-send")
+            last_seq = int((hb.state or {}).get("last_seq") or 0) if hb is not None else 0
+            if hb is not None and last_seq > top_known and since <= hb.at < until:
+                day = taipei_day(hb.at)
+                for seq in range(top_known + 1, last_seq + 1):
+                    sent[day].add(seq)
+                    missing.append({"day": day, "seq": seq, "name": None, "tracking_id": None, "since": hb.at,
+                                    "what": "已送出，尚未到達 / sent, not heard of yet", "source": "heartbeat"})
+        arrivals = s.execute(select(EventRow.sha256, EventRow.tracking_id, EventRow.at)
+                             .where(EventRow.event == "arrived", EventRow.at >= since, EventRow.at < until)
+                             .order_by(EventRow.at)).all()
+        loads = s.execute(select(Envelope.sha256, Envelope.tracking_id, Envelope.envelope_id, Envelope.agency,
+                                 Envelope.loaded_at)
+                          .where(Envelope.loaded_at >= since, Envelope.loaded_at < until)).all()
+        shas = list({a[0] for a in arrivals if a[0]})
+        loaded_any = dict(s.execute(select(Envelope.sha256, Envelope.loaded_at).where(Envelope.sha256.in_(shas)))
+                          .all()) if shas else {}
+        load_shas = [ld[0] for ld in loads]
+        arrived_any = set(s.scalars(select(EventRow.sha256).where(EventRow.event == "arrived",
+                                                                   EventRow.sha256.in_(load_shas)))) if loads else set()
+        duplicates = set(s.scalars(select(EventRow.sha256).where(
+            EventRow.event == "duplicate", EventRow.hop == "inner-runner", EventRow.sha256.in_(shas)))) if shas else set()
+    entries = {e["sha256"]: e for e in console.quarantine.list(statuses=("open", "held", "retried", "rejected"))}
+    arrived: dict[date, int] = defaultdict(int)
+    not_loaded: list[dict[str, Any]] = []
+    for sha, tid, at in arrivals:
+        day = taipei_day(at)
+        arrived[day] += 1
+        loaded_at = loaded_any.get(sha)
+        if loaded_at is not None and taipei_day(loaded_at) == day:
+            continue
+        if loaded_at is not None:
+            what = f"次日以後入庫 / loaded later, {local(loaded_at, '%Y-%m-%d %H:%M')}"
+        elif sha in entries:
+            e = entries[sha]
+            what = f"隔離 {e['status']} / quarantine {e['status']}: {e.get('reason')}"
+        elif sha in duplicates:
+            what = "重複檔案，已入庫過 / identical copy of a loaded envelope"
+        else:
+            what = "待處理 / waiting for the runner"
+        not_loaded.append({"day": day, "sha256": sha, "tracking_id": tid, "arrived_at": at, "what": what,
+                           "quarantine_id": entries.get(sha, {}).get("id")})
+    loaded: dict[date, int] = defaultdict(int)
+    unannounced: list[dict[str, Any]] = []
+    for sha, tid, eid, ag, at in loads:
+        loaded[taipei_day(at)] += 1
+        if sha not in arrived_any:
+            unannounced.append({"day": taipei_day(at), "sha256": sha, "tracking_id": tid, "envelope_id": eid,
+                                "agency": ag, "loaded_at": at,
+                                "what": "無到達紀錄（手動處理？）/ no arrival recorded (processed by hand?)"})
+    rows = [{"day": d, "sent": len(sent.get(d, ())) if transfer_known else None, "arrived": arrived.get(d, 0),
+             "loaded": loaded.get(d, 0)} for d in days]
+    for r in rows:
+        r["sent_minus_arrived"] = None if r["sent"] is None else r["sent"] - r["arrived"]
+        r["arrived_minus_loaded"] = r["arrived"] - r["loaded"]
+    return {"days": rows, "missing": missing, "not_loaded": not_loaded, "unannounced": unannounced,
+            "transfer_known": transfer_known}
+
+
+# ------------------------------------------------------------------ exports
+def totals_csv(rows: list[dict[str, Any]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["日期 date", "機關 agency", "文件類別 kind", "帳別 ledger", "信封數 envelopes", "文件數 documents",
+                "金額 amount (NT$)"])
+    for r in rows:
+        w.writerow([r["day"].isoformat(), r["agency"], r["kind"], r["ledger"], r["envelopes"], r["documents"],
+                    r["amount"]])
+    # A BOM so spreadsheet programs on Windows read the Chinese headers as UTF-8.
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def reconciliation_csv(rec: dict[str, Any]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["日期 date", "送出 sent", "到達 arrived", "入庫 loaded", "送出-到達 sent-arrived", "到達-入庫 arrived-loaded"])
+    for r in rec["days"]:
+        w.writerow([r["day"].isoformat(), "" if r["sent"] is None else r["sent"], r["arrived"], r["loaded"],
+                    "" if r["sent_minus_arrived"] is None else r["sent_minus_arrived"], r["arrived_minus_loaded"]])
+    w.writerow([])
+    w.writerow(["差異 difference", "日期 date", "序號 seq / sha256", "追蹤編號 tracking id", "說明 what"])
+    for m in rec["missing"]:
+        w.writerow(["sent-not-arrived", m["day"].isoformat(), m["seq"], m["tracking_id"] or "", m["what"]])
+    for m in rec["not_loaded"]:
+        w.writerow(["arrived-not-loaded", m["day"].isoformat(), m["sha256"], m["tracking_id"] or "", m["what"]])
+    for m in rec["unannounced"]:
+        w.writerow(["loaded-not-arrived", m["day"].isoformat(), m["sha256"], m["tracking_id"] or "", m["what"]])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def pdf(rows: list[dict[str, Any]], rec: dict[str, Any], *, day_from: date, day_until: date, agency: str,
+        printed_by: str) -> bytes:
+    """A printable A4 report; reportlab's built-in CID font MSung-Light renders Traditional Chinese."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    font = "MSung-Light"
+    if font not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(font))
+    title = ParagraphStyle("t", fontName=font, fontSize=15, leading=20)
+    h2 = ParagraphStyle("h", fontName=font, fontSize=11.5, leading=16, spaceBefore=8)
+    small = ParagraphStyle("s", fontName=font, fontSize=8.5, leading=11)
+    style = TableStyle([("FONT", (0, 0), (-1, -1), font, 8.5), ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+                        ("BACKGROUND", (0, 0), (-1, 0), colors.Color(0.9, 0.92, 0.95)),
+                        ("ALIGN", (4, 1), (-1, -1), "RIGHT"), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")])
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=14 * mm, rightMargin=14 * mm, topMargin=14 * mm,
+                            bottomMargin=14 * mm, title="國庫電子支付閘道 每日報表", author="tgw inner console")
+    story: list[Any] = [
+        Paragraph("國庫電子支付閘道　每日報表 Daily report", title),
+        Paragraph(f"期間 Period：{day_from} ～ {day_until}（臺北時間 Taipei）　機關 Agency：{agency or '全部 all'}　"
+                  f"列印 Printed：{local(datetime.now().astimezone())} by {printed_by}", small),
+        Paragraph("一、各機關各類文件入庫合計 Totals per agency and document kind", h2),
+    ]
+    data = [["日期", "機關", "文件類別", "帳別", "信封", "文件", "金額（新臺幣）"]]
+    data += [[r["day"].isoformat(), r["agency"], r["kind_title"], "正式" if r["ledger"] == "live" else "測試",
+              f"{r['envelopes']:,}", f"{r['documents']:,}", f"{r['amount']:,}"] for r in rows]
+    if len(data) == 1:
+        data.append(["—", "", "無資料 no data", "", "", "", ""])
+    story += [Table(data, repeatRows=1, style=style), Spacer(1, 4 * mm),
+              Paragraph("二、送出、到達與入庫對帳 Reconciliation of sent, arrived and loaded", h2)]
+    rdata = [["日期", "送出", "到達", "入庫", "送出－到達", "到達－入庫"]]
+    rdata += [[r["day"].isoformat(), "-" if r["sent"] is None else f"{r['sent']:,}", f"{r['arrived']:,}",
+               f"{r['loaded']:,}", "-" if r["sent_minus_arrived"] is None else str(r["sent_minus_arrived"]),
+               str(r["arrived_minus_loaded"])] for r in rec["days"]]
+    rstyle = TableStyle([*style.getCommands()[:4], ("ALIGN", (1, 1), (-1, -1), "RIGHT")])
+    story.append(Table(rdata, repeatRows=1, style=rstyle))
+    diffs = [[m["day"].isoformat(), str(m["seq"]), m["tracking_id"] or "", m["what"]] for m in rec["missing"]]
+    diffs += [[m["day"].isoformat(), m["sha256"][:16] + "…", m["tracking_id"] or "", m["what"]]
+              for m in rec["not_loaded"] + rec["unannounced"]]
+    if diffs:
+        story += [Paragraph("差異明細 Differences", h2),
+                  Table([["日期", "序號／SHA-256", "追蹤編號", "說明"], *diffs], repeatRows=1,
+                        style=TableStyle(style.getCommands()[:4]), colWidths=[24 * mm, 40 * mm, 50 * mm, 68 * mm])]
+    doc.build(story)
+    return buf.getvalue()

@@ -1,0 +1,83 @@
+"""The dashboard and the envelopes: search, and one envelope's whole story."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+
+from tgw_common.reasons import REASONS
+
+from . import charts
+from . import dashboard as board
+from . import envelopes as env
+from .web import console, parse_day
+
+bp = Blueprint("main", __name__)
+
+
+@bp.get("/")
+def dashboard_page():
+    return redirect(url_for("main.dashboard"))
+
+
+@bp.get("/dashboard")
+def dashboard():
+    data = board.gather(console())
+    h = data["hourly"]
+    throughput = charts.bars(
+        "chart-throughput", "每小時件數 Envelopes per hour", h["labels"],
+        [("loaded", "入庫 loaded", h["counts"]["loaded"]),
+         ("quarantined", "隔離 quarantined", h["counts"]["quarantined"]),
+         ("duplicate", "重複 duplicate", h["counts"]["duplicate"])], unit="件 / h")
+    arrivals = charts.bars("chart-arrivals", "每小時到達 Arrivals per hour", h["labels"],
+                           [("arrived", "到達 arrived", h["counts"]["arrived"])], unit="件 / h")
+    latency = charts.lines(
+        "chart-latency", "處理時間 Latency (seconds)", h["labels"],
+        [("p50", "到達→入庫 p50 arrival to load", h["arrival_to_load_p50"]),
+         ("p95", "到達→入庫 p95", h["arrival_to_load_p95"]),
+         ("proc", "處理 p50 processing", h["processing_p50"])], unit="s")
+    return render_template("dashboard.html", d=data, throughput=throughput, arrivals=arrivals, latency=latency,
+                           hours=console().cfg.chart_hours)
+
+
+@bp.get("/dashboard.json")
+def dashboard_json():
+    data = board.gather(console())
+    data.pop("hourly")
+    return jsonify(data)
+
+
+@bp.get("/envelopes")
+def envelopes():
+    args = request.args
+    form = {k: args.get(k, "").strip()[:200] for k in ("q", "agency", "envelope_id", "tracking_id", "voucher_no",
+                                                       "state", "from", "until")}
+    searched = any(form.values())
+    results = []
+    if searched:
+        if form["state"] not in ("", *env.STATES):
+            form["state"] = ""
+        results = env.search(console(), q=form["q"], agency=form["agency"], envelope_id=form["envelope_id"],
+                             tracking_id=form["tracking_id"], voucher_no=form["voucher_no"], state=form["state"],
+                             day_from=parse_day(form["from"]), day_until=parse_day(form["until"]))
+        if form["q"] and len(results) == 1:
+            return redirect(url_for("main.envelope", sha=results[0]["sha256"]))
+    return render_template("envelopes.html", form=form, results=results, searched=searched, states=env.STATES,
+                           titles=env.STATE_TITLES, limit=env.MAX_RESULTS)
+
+
+@bp.get("/envelopes/lookup/<path:name>")
+def lookup(name: str):
+    sha = env.resolve(console(), name[:200])
+    if sha is None:
+        abort(404, description=f"找不到 {name} / no envelope known by that name")
+    return redirect(url_for("main.envelope", sha=sha))
+
+
+@bp.get("/envelopes/<sha>")
+def envelope(sha: str):
+    if not env.is_sha256(sha):
+        return redirect(url_for("main.lookup", name=sha))
+    info = env.detail(console(), sha)
+    if info is None:
+        abort(404, description="找不到此信封 / no envelope with this SHA-256 is known here")
+    return render_template("envelope.html", e=info, titles=env.STATE_TITLES, reasons=REASONS)

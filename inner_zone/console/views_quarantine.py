@@ -1,0 +1,113 @@
+"""Quarantine: refused and held envelopes, with retry and reject for one or several at once.
+
+The actions are the inner runner's own (`Quarantine.retry` / `Quarantine.reject` and the
+`retried` / `rejected` provenance events, exactly as `tgw inner quarantine` does them), by
+"console:<username>"; each one is audited, including those that could not be done.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from tgw_common.reasons import REASONS
+
+from ..intake import HOP
+from ..quarantine import ACTIVE, STATUSES, QuarantineError
+from .envelopes import fix_for, release_agency
+from .web import console, me, record, require
+
+bp = Blueprint("quarantine", __name__, url_prefix="/quarantine")
+MAX_IDS = 200
+
+
+@bp.get("")
+def index():
+    show_all = request.args.get("all") == "1"
+    entries = console().quarantine.list(statuses=STATUSES if show_all else ACTIVE)
+    entries.reverse()  # newest first
+    for e in entries:
+        e["fix"] = fix_for(e.get("reason"))
+        e["agency"] = release_agency(console(), e)
+    return render_template("quarantine.html", entries=entries, show_all=show_all, reasons=REASONS)
+
+
+@bp.get("/<qid>")
+def entry(qid: str):
+    try:
+        e = console().quarantine.get(qid)
+    except QuarantineError as exc:
+        return render_template("message.html", title="找不到 Not found", kind="error", message=str(exc)), 404
+    e["fix"] = fix_for(e.get("reason"))
+    return render_template("quarantine_entry.html", e=e, reasons=REASONS)
+
+
+def _ids() -> list[str]:
+    ids = [i.strip() for i in request.form.getlist("ids") if i.strip()][:MAX_IDS]
+    return list(dict.fromkeys(ids))
+
+
+def _back():
+    target = request.form.get("back", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect(url_for("quarantine.index"))
+
+
+@bp.post("/retry")
+@require("operator", "重試隔離信封", "retry quarantined envelopes")
+def retry():
+    ids, note = _ids(), request.form.get("note", "").strip()[:500] or None
+    if not ids:
+        flash("請勾選要重試的信封 / tick the envelopes to retry", "error")
+        return _back()
+    c, by = console(), f"console:{me().username}"
+    done, failed = [], []
+    for qid in ids:
+        try:
+            e = c.quarantine.retry(qid, c.inner.inbound, note=note, by=by)
+        except QuarantineError as exc:
+            failed.append(str(exc))
+            record("quarantine_retried", target=qid, outcome="failed", note=note, error=str(exc))
+            continue
+        c.provenance.record("retried", HOP, sha256=e["sha256"], tracking_id=e["tracking_id"],
+                            envelope_id=e.get("envelope_id"), quarantine_id=qid, by=by, note=note)
+        record("quarantine_retried", target=qid, note=note, sha256=e["sha256"], reason=e.get("reason"),
+               agency=e.get("agency"))
+        done.append(qid)
+    if done:
+        flash(f"已放回佇列重新處理 / put back into the inbound queue: {', '.join(done)}", "ok")
+    for msg in failed:
+        flash(f"無法重試 / not retried: {msg}", "error")
+    return _back()
+
+
+@bp.post("/reject")
+@require("operator", "結案隔離信封", "reject quarantined envelopes")
+def reject():
+    ids, note = _ids(), request.form.get("note", "").strip()[:500]
+    if not ids:
+        flash("請勾選要結案的信封 / tick the envelopes to reject", "error")
+        return _back()
+    if not note:
+        flash("結案須填寫原因 / a rejection needs a note saying why", "error")
+        return _back()
+    c, by = console(), f"console:{me().username}"
+    done, failed = [], []
+    for qid in ids:
+        try:
+            e = c.quarantine.reject(qid, note=note, by=by)
+        except QuarantineError as exc:
+            failed.append(str(exc))
+            record("quarantine_rejected", target=qid, outcome="failed", note=note, error=str(exc))
+            continue
+        c.provenance.record("rejected", HOP, sha256=e["sha256"], tracking_id=e["tracking_id"],
+                            envelope_id=e.get("envelope_id"), reason=e.get("reason"), quarantine_id=qid, by=by,
+                            note=note)
+        record("quarantine_rejected", target=qid, note=note, sha256=e["sha256"], reason=e.get("reason"),
+               agency=e.get("agency"))
+        done.append(qid)
+    if done:
+        flash(f"已結案 / rejected: {', '.join(done)}", "ok")
+    for msg in failed:
+        flash(f"無法結案 / not rejected: {msg}", "error")
+    return _back()

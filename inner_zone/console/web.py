@@ -1,0 +1,87 @@
+"""What the console's blueprints share: the Console of this app, the signed-in operator,
+role checks that are audited, the client's address, form parsing."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import date
+from functools import wraps
+
+from flask import current_app, g, render_template, request
+
+from . import audit
+from .accounts import Operator
+from .models import ROLE_TITLES
+from .state import Console
+
+
+def console() -> Console:
+    return current_app.extensions["tgw_console"]
+
+
+def me() -> Operator:
+    return g.me
+
+
+def client_address(remote: str | None, forwarded: str | None, trusted: list) -> str:
+    """The browser's address: X-Forwarded-For is believed only from a configured front proxy."""
+    addr = remote or "-"
+    if not forwarded or not trusted:
+        return addr
+    try:
+        if not any(ipaddress.ip_address(addr) in net for net in trusted):
+            return addr
+    except ValueError:
+        return addr
+    # The right-most address not of a trusted proxy is the client.
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        try:
+            ip = ipaddress.ip_address(hop)
+        except ValueError:
+            return addr
+        if not any(ip in net for net in trusted):
+            return str(ip)
+    return addr
+
+
+def record(action: str, *, target: str | None = None, outcome: str = "ok", **detail) -> None:
+    """An audit entry for the signed-in operator of this request."""
+    who = g.get("me")
+    audit.record(console().engine, action, actor=who.username if who else "-", role=who.role if who else None,
+                 ip=g.get("ip", "-"), target=target, outcome=outcome, **detail)
+
+
+def forbidden_page(what_zh: str, what_en: str):
+    record("forbidden", target=request.path, outcome="refused", method=request.method)
+    return render_template("message.html", title="權限不足 Forbidden", kind="error",
+                           message=f"您的角色不能{what_zh} / your role may not {what_en}"), 403
+
+
+def require(role: str, what_zh: str, what_en: str):
+    """A view decorator: the operator's role must be `role` or above; refusals are audited."""
+
+    def deco(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not me().can(role):
+                return forbidden_page(what_zh, what_en)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
+def parse_day(value: str | None) -> date | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def role_title(role: str) -> str:
+    zh, en = ROLE_TITLES.get(role, (role, role))
+    return f"{zh} {en}"
