@@ -17,7 +17,8 @@ Exactly once:
 - the load, its events and its load record are one transaction; the unique keys of the
   tables catch the race that the checks before them cannot;
 - the original file is archived only after the commit, to a name fixed in the
-  transaction, so a crash in between is repaired by the next try (see _already_loaded).
+  transaction, so a crash in between is repaired by the next try of that same file (see
+  _already_loaded); a copy under another name is a duplicate even then.
 """
 
 from __future__ import annotations
@@ -200,17 +201,25 @@ class Intake:
             fsync_dir(folder)
         self._dirty.clear()
         pending, self._unmarked = self._unmarked, []
+        table = LoadRecord.__table__
         try:
             with transaction(self.engine) as s:
-                s.connection().execute(update(LoadRecord.__table__)
-                                       .where(LoadRecord.__table__.c.id.in_([p[0] for p in pending]))
-                                       .values(archived_at=utcnow()))
-                for _load_id, event in pending:
-                    self.provenance.record("archived", self.hop, session=s, **event)
+                # Only loads still unmarked, and one "archived" event each: a flush retried after
+                # a commit whose answer was lost, or `tgw inner process` finishing the same
+                # archive step beside a runner, must not mark a load twice.
+                fresh = set(s.connection().execute(
+                    update(table).where(table.c.id.in_({p[0] for p in pending}), table.c.archived_at.is_(None))
+                    .values(archived_at=utcnow()).returning(table.c.id)).scalars())
+                marked = 0
+                for load_id, event in pending:
+                    if load_id in fresh:
+                        fresh.discard(load_id)
+                        self.provenance.record("archived", self.hop, session=s, **event)
+                        marked += 1
         except Exception:
             self._unmarked = pending + self._unmarked
             raise
-        return len(pending)
+        return marked
 
     def repair_archive_marks(self) -> int:
         """At start-up: loads whose file reached the archive but whose mark a crash lost."""
@@ -220,7 +229,8 @@ class Intake:
                              .join(Envelope, Envelope.id == LoadRecord.envelope_pk)
                              .where(LoadRecord.archived_at.is_(None))).all()
         for row in rows:
-            if Path(row.archive_path).exists():
+            # A pending mark: start-up's poison check has just finished this archive step itself.
+            if Path(row.archive_path).exists() and not self._mark_pending(row.id):
                 self._mark(row.id, row.archive_path, row.sha256, row.tracking_id, row.envelope_id, repaired=True)
             # Otherwise the file is still in the spool (recovery put it back) and its next
             # try finishes the archive step.
@@ -288,16 +298,26 @@ class Intake:
                           detail={"first_tracking_id": row.tracking_id})
         if job.dry_run:
             return outcome
-        if row.archived_at is None:
-            # Committed, never archived: the runner died between the two. Finish quietly;
-            # this is the same delivery, not a second one.
+        # `archived_at` stays NULL for a while after the archive rename: the runner commits a
+        # pass's marks together at its end, so a load of this pass is archived with its mark
+        # still in memory. Only a NULL with no pending mark means the archive step never ran.
+        archived = row.archived_at is not None or self._mark_pending(row.id)
+        if not archived and row.tracking_id == job.tracking_id:
+            # This very file was loaded and the runner died before archiving it: finish the
+            # step quietly; this is the same delivery, not a second one.
             self._archive(job, row.id, row.archive_path)
             outcome.status, outcome.recovered = "loaded", True
             return outcome
+        # A second delivery of the same bytes. When the load is not archived yet (its file is
+        # back in the spool after a crash) and this copy has another name, it must not stand
+        # in for that file: the archive step, its mark and the start-up repair all belong to
+        # the file the load record names, which stays in the spool until its next try
+        # archives it. Otherwise this copy would vanish with no event under its own tracking
+        # id, and the loaded file would later be logged as a duplicate of itself.
         self.provenance.record("duplicate", self.hop, sha256=job.sha256, tracking_id=job.tracking_id,
                                envelope_id=row.envelope_id, first_tracking_id=row.tracking_id, file=job.name)
         if not job.keep_source:
-            job.src.unlink(missing_ok=True)  # byte for byte the archived original
+            job.src.unlink(missing_ok=True)  # byte for byte the loaded original
             fsync_dir(job.src.parent)
         return outcome
 
@@ -385,6 +405,10 @@ class Intake:
         place_file(job.src, dest, keep_source=job.keep_source, sync=False)
         self._dirty.update((dest.parent, job.src.parent))
         self._mark(load_id, archive_path, job.sha256, job.tracking_id, job.envelope_id)
+
+    def _mark_pending(self, load_id: int) -> bool:
+        """Archived by this process, its mark not committed yet (at most one pass of them)."""
+        return any(pending_id == load_id for pending_id, _event in self._unmarked)
 
     def _mark(self, load_id: int, archive_path: str, sha: str, tid: str | None, eid: str | None, **extra) -> None:
         self._unmarked.append((load_id, {"at": utcnow(), "sha256": sha, "tracking_id": tid, "envelope_id": eid,

@@ -124,6 +124,83 @@ def test_crash_between_commit_and_archive_is_finished_not_loaded_twice(zone, fki
     assert len(zone.archived()) == 1 and not zone.quarantine_entries()
 
 
+
+def archived_marks(zone: Zone) -> list[tuple]:
+    return q(zone, "SELECT envelope_id, tracking_id FROM provenance_events WHERE event = 'archived'")
+
+
+def test_a_copy_in_the_same_pass_is_a_duplicate_not_a_second_archive(zone, fkit):
+    # The copy sorts first and is loaded; the original comes later in the same pass, while the
+    # copy's "archived" mark still waits for the end of the pass.
+    data = envelope(fkit, A, number=70)
+    zone.drop("T0070.p7m", data)
+    zone.drop("T0070-copy.p7m", data)
+    run_once(zone)
+    assert [r[0] for r in q(zone, "SELECT tracking_id FROM intake_envelopes")] == ["T0070-copy"]
+    assert events_of(zone, "T0070") == ["duplicate"]
+    assert archived_marks(zone) == [(f"{A}-E00000070", "T0070-copy")]
+    assert len(zone.archived()) == 1 and not list(zone.inbound.glob("*.p7m"))
+
+
+def test_a_copy_met_before_the_crashed_original_is_a_duplicate(zone, fkit, monkeypatch):
+    import inner_zone.intake as intake
+    from inner_zone.runner import InnerRunner
+
+    real = intake.place_file
+    calls = {"n": 0}
+
+    def dies_once(src, dest, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("simulated crash after the commit")
+        return real(src, dest, **kw)
+
+    monkeypatch.setattr(intake, "place_file", dies_once)
+    data = envelope(fkit, A, number=80)
+    zone.drop("T0080.p7m", data)
+    runner = InnerRunner(load_config(zone.config))
+    runner.startup()
+    runner.one_iteration()  # loaded, then "dies" before the archive: the file goes back
+    runner.shutdown()
+    assert (zone.inbound / "T0080.p7m").exists() and not zone.archived()
+    zone.drop("T0080-copy.p7m", data)  # the link's second copy, judged before the original's retry
+    run_once(zone)
+    assert [r[0] for r in q(zone, "SELECT tracking_id FROM intake_envelopes")] == ["T0080"]
+    assert events_of(zone, "T0080-copy") == ["duplicate"]
+    assert events_of(zone, "T0080")[-2:] == ["loaded", "archived"]
+    assert archived_marks(zone) == [(f"{A}-E00000080", "T0080")]
+    assert len(zone.archived()) == 1 and not list(zone.inbound.glob("*.p7m"))
+
+
+
+def test_a_loaded_file_out_of_tries_is_archived_once_at_start_up(tmp_path, demo_pki, fkit, monkeypatch):
+    import inner_zone.intake as intake
+    from inner_zone.runner import InnerRunner
+
+    zone = make_zone(tmp_path / "zone", demo_pki, inner={"max_tries": 3})
+    real = intake.place_file
+    calls = {"n": 0}
+
+    def dies_once(src, dest, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("simulated crash after the commit")
+        return real(src, dest, **kw)
+
+    monkeypatch.setattr(intake, "place_file", dies_once)
+    zone.drop("T0090.p7m", envelope(fkit, A, number=90))
+    runner = InnerRunner(load_config(zone.config))
+    runner.startup()
+    runner.one_iteration()  # loaded, not archived
+    runner.shutdown()
+    # What a runner killed again and again leaves: the loaded file claimed, out of tries.
+    (zone.inbound / "T0090.p7m").rename(zone.inbound / ".claimed" / "T0090.p7m")
+    (zone.inbound / ".tries" / "T0090.p7m").write_text("3")
+    run_once(zone)  # start-up: the poison check archives it, then the mark repair looks
+    assert archived_marks(zone) == [(f"{A}-E00000090", "T0090")]
+    assert len(zone.archived()) == 1 and not zone.quarantine_entries()
+
+
 def test_a_failure_inside_the_load_leaves_nothing_behind(zone, fkit, monkeypatch):
     from tgw_common.events import Provenance
 
