@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -130,11 +131,13 @@ class _Publisher:
         self._socket.setsockopt(zmq.LINGER, 200)
         self._socket.setsockopt(zmq.SNDHWM, 10000)
         self._socket.connect(self.endpoint)
+        self._lock = threading.Lock()  # ZeroMQ sockets must not be used from two threads at once
 
     def send(self, topic: str, body: dict[str, Any]) -> None:
         try:
-            self._socket.send_multipart([topic.encode(), json.dumps(body, ensure_ascii=False).encode()],
-                                        flags=self._zmq.NOBLOCK)
+            with self._lock:
+                self._socket.send_multipart([topic.encode(), json.dumps(body, ensure_ascii=False).encode()],
+                                            flags=self._zmq.NOBLOCK)
         except self._zmq.Again:
             log.debug("event feed full; the database keeps the record")
 

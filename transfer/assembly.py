@@ -5,9 +5,10 @@ Each file being received (one per sender session and sequence number) has a spar
 until k of them are there; then the block is decoded and written at its place in one
 write. Blocks still short of shares are kept in an LRU; when the shares in memory pass
 `memory_bytes`, the oldest blocks are spilled to disk: primary shares straight to their
-place in the `.part` file, parity shares to a `.fec` side file, one slot per share. So a
+place in the `.part` file, parity shares to a sparse `.fec` side file, one slot per share number. So a
 4 GB file at 30 % loss needs a few MB of memory, not 3 GB, and the shares of a block
-from the first copy and from the second are combined even if the block had to wait.
+from every copy (each copy brings other share numbers, see fec.py) are combined even if
+the block had to wait.
 
 Only the whole-file SHA-256 (checked by the publisher, not here) decides whether a
 file is good; this module only trusts datagrams that passed their CRC.
@@ -32,7 +33,6 @@ class Pending:
     """Shares of one block held in memory."""
 
     k: int
-    m: int
     share_len: int
     shares: dict[int, bytes] = field(default_factory=dict)
 
@@ -42,9 +42,8 @@ class Spilled:
     """Shares of one block written to disk, as a bit mask of share numbers."""
 
     k: int
-    m: int
     share_len: int
-    mask: int
+    mask: int  # bit i: share i is on disk (share numbers go up to 255)
 
 
 class Assembly:
@@ -84,7 +83,9 @@ class Assembly:
 
     def fd(self) -> int:
         if self._fd is None:
-            self._fd = os.open(self.part, os.O_RDWR | os.O_CREAT, 0o600)
+            # 0o666 and let the process umask decide: the published file must be readable by the
+            # inner runner, which runs as another user in the receiver's group (UMask=0027).
+            self._fd = os.open(self.part, os.O_RDWR | os.O_CREAT, 0o666)
             os.ftruncate(self._fd, self.file_size)
         return self._fd
 
@@ -168,13 +169,13 @@ class Assembler:
         if pend is None:
             kb, _, expect_len, _ = fec.block_shape(a.file_size, b, a.k_nominal, h.m, a.share_size)
             if (kb, expect_len) != (h.k, share_len) or (
-                    spilled is not None and (spilled.k, spilled.m, spilled.share_len) != (h.k, h.m, share_len)):
+                    spilled is not None and (spilled.k, spilled.share_len) != (h.k, share_len)):
                 self.counters["datagrams_inconsistent"] += 1
                 return None
-            pend = self.lru[lk] = Pending(h.k, h.m, share_len)
+            pend = self.lru[lk] = Pending(h.k, share_len)
             a.pending_blocks.add(b)
         else:
-            if (pend.k, pend.m, pend.share_len) != (h.k, h.m, share_len):
+            if (pend.k, pend.share_len) != (h.k, share_len):
                 self.counters["datagrams_inconsistent"] += 1
                 return None
             self.lru.move_to_end(lk)
@@ -195,13 +196,13 @@ class Assembler:
     def _write_block(self, a: Assembly, b: int, pend: Pending, spilled: Spilled | None) -> None:
         shares = dict(pend.shares)
         if spilled is not None:
-            for i in range(pend.m):
+            for i in range(fec.MAX_SHARES):
                 if len(shares) >= pend.k:
                     break
                 if spilled.mask >> i & 1 and i not in shares:
                     shares[i] = self._read_spilled(a, b, i, pend)
         nbytes = min(a.stride, a.file_size - b * a.stride)
-        data = fec.decode(shares, pend.k, pend.m, nbytes)
+        data = fec.decode(shares, pend.k, nbytes)
         if any(i >= pend.k for i in shares):
             self.counters["blocks_decoded"] += 1
         os.pwrite(a.fd(), data, b * a.stride)
@@ -217,8 +218,7 @@ class Assembler:
             data = os.pread(a.fd(), pend.share_len, b * a.stride + i * pend.share_len)
             # The part of the last share beyond the end of the file is padding: zeros.
             return data + bytes(pend.share_len - len(data))
-        slot = (b * (pend.m - pend.k) + i - pend.k) * a.share_size
-        return os.pread(a.fec_fd(), pend.share_len, slot)
+        return os.pread(a.fec_fd(), pend.share_len, _parity_slot(a, b, i))
 
     def _spill(self) -> None:
         """Write the oldest waiting blocks' shares to disk until memory is at 3/4 of the limit."""
@@ -234,9 +234,9 @@ class Assembler:
                     if n > 0:
                         os.pwrite(a.fd(), data[:n], offset)
                 else:
-                    os.pwrite(a.fec_fd(), data, (b * (pend.m - pend.k) + i - pend.k) * a.share_size)
+                    os.pwrite(a.fec_fd(), data, _parity_slot(a, b, i))
                 mask |= 1 << i
-            a.spilled[b] = Spilled(pend.k, pend.m, pend.share_len, mask)
+            a.spilled[b] = Spilled(pend.k, pend.share_len, mask)
             a.pending_blocks.discard(b)
             self.memory -= pend.share_len * len(pend.shares)
             self.counters["blocks_spilled"] += 1
@@ -278,3 +278,8 @@ class Assembler:
 
     def in_progress(self) -> set[int]:
         return {k[1] for k in self.assemblies}
+
+
+def _parity_slot(a: Assembly, b: int, i: int) -> int:
+    """Where parity share i of block b lives in the sparse `.fec` file: one slot per number."""
+    return (b * fec.MAX_SHARES + i) * a.share_size

@@ -26,7 +26,7 @@ from tgw_common.spool import SpoolQueue, move_durably
 
 from . import wire
 from .common import SAFE_NAME, InstanceLock, disk_free
-from .fec import block_count, block_shape, encode
+from .fec import block_count, block_shape, copy_shares, encode
 from .models import SentFile, tracking_id
 from .pacing import TokenBucket
 from .sender_store import Job, SenderStore
@@ -43,9 +43,10 @@ def copy_datagrams(job: Job, session: bytes, *, k: int, m: int, share_size: int,
                    interleave: int) -> Iterator[bytes]:
     """Every datagram of one copy of one file, produced a window of blocks at a time.
 
-    The shares of `interleave` blocks are sent share by share (share 0 of each block, then
-    share 1, ...), so a burst of lost datagrams takes at most about burst/interleave shares
-    from any one block, which the block's m - k parity shares can replace.
+    The shares of `interleave` blocks are sent share by share (the first share of each
+    block, then the second, ...), so a burst of lost datagrams takes at most about
+    burst/interleave shares from any one block, which the block's m - k parity shares can
+    replace. Each copy sends other share numbers than the copies before it (fec.copy_shares).
     """
     stride = k * share_size
     meta = wire.pack_meta(wire.Meta(session, job.seq, job.size, stride, share_size, k, m, job.copy,
@@ -67,12 +68,14 @@ def copy_datagrams(job: Job, session: bytes, *, k: int, m: int, share_size: int,
                 chunk = memoryview(data)[i * stride:i * stride + nbytes]
                 if len(chunk) != nbytes:
                     raise OSError(f"{job.path}: file shorter than when it was numbered")
-                coded.append((b, kb, mb, encode(chunk, kb, mb, share_len)))
-            for share in range(max(c[2] for c in coded)):
-                for b, kb, mb, shares in coded:
-                    if share < mb:
-                        yield wire.pack_data(session, job.seq, job.size, b, stride, share_size, share, kb, mb,
-                                             shares[share])
+                numbers = copy_shares(job.copy, mb)
+                coded.append((b, kb, numbers, encode(chunk, kb, share_len, numbers)))
+            for j in range(max(len(c[2]) for c in coded)):
+                for b, kb, numbers, shares in coded:
+                    if j < len(numbers):
+                        # The m field carries the end of this copy's range of share numbers.
+                        yield wire.pack_data(session, job.seq, job.size, b, stride, share_size, numbers[j], kb,
+                                             numbers.stop, shares[j])
             first += count
             windows += 1
             if windows % META_EVERY_WINDOWS == 0:
@@ -149,7 +152,7 @@ class Sender(Runner):
             "queue_depth": (outbound_depth or 0) + self.store.pending(),
             "outbound_depth": outbound_depth,
             "disk_free": disk_free(self.cfg.sent_dir),
-            "last_seq": self.next_seq - 1,
+            "last_numbered": self.next_seq - 1,
             "sending_seq": self.job.seq if self.job else None,
             "files_numbered": self.files_numbered,
             "copies_sent": self.copies_sent,

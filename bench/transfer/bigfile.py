@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--loss", type=float, default=0.05)
     ap.add_argument("--rate", type=int, default=400_000_000)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="tgw-big-"))
+    work = Path(tempfile.mkdtemp(prefix="transfer-bigfile-"))
     relay_port, recv_port = free_port(), free_port()
     send = {"outbound": "outbound", "sent_dir": "sent", "state_dir": "sstate", "target": f"127.0.0.1:{relay_port}",
             "rate_bps": args.rate, "repeat": 2, "repeat_spacing_seconds": 0.0}

@@ -155,11 +155,16 @@ class TgwLink:
             time.sleep(0.05)
         time.sleep(0.5)
 
-    def move(self, src: Path, digest: str, timeout: float) -> tuple[bool, float, float]:
+    def move(self, src: Path, timeout: float) -> tuple[bool, float, float]:
         """(intact, seconds, CPU seconds of both daemons during the move)."""
         name = f"BENCH{time.monotonic_ns()}.p7m"
         staged = self.work / "outbound" / f".{name}"
         shutil.copyfile(src, staged)
+        # Fresh bytes at the front: the receiver drops a file identical to one it already
+        # published (by SHA-256), so a second move of the same content would never arrive.
+        with open(staged, "r+b") as fh:
+            fh.write(os.urandom(32))
+        digest = sha(staged)
         cpu0 = cpu_of(self.send) + cpu_of(self.recv)
         t0 = time.monotonic()
         os.replace(staged, self.work / "outbound" / name)
@@ -207,7 +212,7 @@ def run_tgw(src: Path, digest: str, rate: int, loss: float, work: Path) -> Resul
     link = TgwLink(work, rate, target_port=relay_port, recv_port=recv_port)
     size = src.stat().st_size
     try:
-        ok, seconds, cpu = link.move(src, digest, time_limit(size, rate))
+        ok, seconds, cpu = link.move(src, time_limit(size, rate))
         link.wait_copies(2, time_limit(size, rate))
         time.sleep(0.3)
     finally:
@@ -290,7 +295,7 @@ def max_rate(src: Path, digest: str, work: Path) -> list[dict]:
         moves = []
         try:
             for _ in range(REPEAT[0]):
-                moves.append(link.move(src, digest, 120))
+                moves.append(link.move(src, 120))
             time.sleep(2.5)  # one receiver heartbeat with the counters
             state = link.receiver_state()
         finally:
@@ -333,24 +338,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=40)
     ap.add_argument("--out", type=Path, default=Path("bench/results/transfer"))
-    ap.add_argument("--skip-peers", action="store_true", help="only tgw (no pydiode/udpcast)")
+    ap.add_argument("--tools", default="tgw,pydiode,udpcast", help="comma list of tools to measure")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the earlier results.json runs of the tools not in --tools")
     ap.add_argument("--mtu", type=int, default=1500,
                     help="the relay drops a datagram if any of its IP fragments at this MTU is lost (0: off)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per condition (median reported)")
+    ap.add_argument("--max-rate-only", action="store_true",
+                    help="measure only tgw's highest rate; keep the comparison runs of an earlier results.json")
     args = ap.parse_args()
     MTU[0] = args.mtu
     REPEAT[0] = args.repeat
     args.out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="tgw-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="transfer-goodput-"))
     src = work / "payload.bin"
     src.write_bytes(os.urandom(int(args.size_mb * 1e6)))
     digest = sha(src)
-    runners = [("tgw", run_tgw)]
-    if not args.skip_peers:
-        runners += [("pydiode", run_pydiode), ("udpcast", run_udpcast)]
+    tools = {"tgw": run_tgw, "pydiode": run_pydiode, "udpcast": run_udpcast}
+    chosen = [] if args.max_rate_only else args.tools.split(",")
+    runners = [(name, tools[name]) for name in chosen]
     results: list[Result] = []
+    if args.max_rate_only or args.reuse:
+        # Keep the runs of the tools not measured this time from the last results.json.
+        saved = json.loads((args.out / "results.json").read_text())
+        results = [Result(**r) for r in saved["runs"] if r["tool"] not in chosen]
     try:
-        for rate in RATES:
+        for rate in RATES if runners else ():
             for loss in LOSSES:
                 for name, fn in runners:
                     runs = [fn(src, digest, rate, loss, work / f"{name}-{rate}-{loss}-{i}") for i in range(REPEAT[0])]

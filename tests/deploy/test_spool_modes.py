@@ -31,11 +31,6 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-# raises=AssertionError: only the mode assertions below count as the expected failure; a file
-# that never arrives is pytest.fail(), which fails the test outright.
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="transfer/assembly.py creates .part files with mode 0600, so the "
-                   "published file is unreadable for the inner runner's user; it should create them 0640 "
-                   "(or 0666 and let UMask= decide). Remove this mark once fixed.")
 def test_a_published_inbound_file_is_group_readable(tmp_path):
     port = _port()
     spool = tmp_path / "spool"

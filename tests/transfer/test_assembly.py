@@ -32,14 +32,25 @@ def test_block_shapes_cover_the_file_exactly(size, k, extra, p):
     assert total == size
 
 
-@given(data=st.binary(min_size=1, max_size=5000), seed=st.integers(0, 2**32))
+@given(data=st.binary(min_size=1, max_size=5000), seed=st.integers(0, 2**32), copies=st.integers(1, 30))
 @settings(max_examples=100, deadline=None)
-def test_any_k_of_m_shares_rebuild_a_block(data, seed):
+def test_any_k_shares_of_any_copies_rebuild_a_block(data, seed, copies):
     k, m, p = 6, 10, 1000
     kb, mb, share_len, nbytes = fec.block_shape(len(data), 0, k, m, p)
-    shares = fec.encode(data[:nbytes], kb, mb, share_len)
-    chosen = random.Random(seed).sample(range(mb), kb)
-    assert fec.decode({i: shares[i] for i in chosen}, kb, mb, nbytes) == data[:nbytes]
+    shares = {}
+    for c in range(1, copies + 1):
+        numbers = fec.copy_shares(c, mb)
+        shares.update(zip(numbers, fec.encode(data[:nbytes], kb, share_len, numbers), strict=True))
+    chosen = random.Random(seed).sample(sorted(shares), kb)
+    assert fec.decode({i: shares[i] for i in chosen}, kb, nbytes) == data[:nbytes]
+
+
+def test_each_copy_sends_other_share_numbers_until_they_run_out():
+    assert list(fec.copy_shares(1, 20)) == list(range(20))
+    assert list(fec.copy_shares(2, 20)) == list(range(20, 40))
+    seen = [set(fec.copy_shares(c, 20)) for c in range(1, 13)]
+    assert len(set().union(*seen)) == 240 and max(max(x) for x in seen) < 256
+    assert fec.copy_shares(13, 20) == fec.copy_shares(1, 20)  # 12 groups of 20 fit in 256
 
 
 def _datagrams(tmp_path: Path, data: bytes, *, seq: int = 1, copy: int = 1, k=8, m=12, p=512, interleave=4):
@@ -81,6 +92,28 @@ def test_two_lossy_copies_combine_and_memory_stays_bounded(tmp_path, memory):
     part = a.finish()
     assert part.read_bytes() == data
     assert asm.counters["blocks_decoded"] > 0
+
+
+def test_two_copies_rebuild_what_neither_could_even_at_60_percent_loss(tmp_path):
+    """Identical copies would need every share number to survive in at least one copy; fresh
+    parity in the second copy makes any 16 of the 40 distinct shares per block enough."""
+    rng = random.Random(60)
+    data = rng.randbytes(100_000)
+    (tmp_path / "st").mkdir()
+    asm = Assembler(tmp_path / "st", memory_bytes=10**7, max_file_bytes=10**9)
+    metas = [d for d in _datagrams(tmp_path, data, k=16, m=20, p=1400) if isinstance(wire.parse(d), wire.Meta)]
+    for copy in (1, 2):
+        dgs = [d for d in _datagrams(tmp_path, data, copy=copy, k=16, m=20, p=1400)
+               if isinstance(wire.parse(d), wire.DataHeader)]
+        # exactly 12 of the 20 shares of every block get through: less than k = 16
+        keep = []
+        for b in range(fec.block_count(len(data), 16 * 1400)):
+            of_block = [d for d in dgs if wire.parse(d).block == b]
+            keep += rng.sample(of_block, min(12, len(of_block)))
+        a = _feed(asm, metas + keep)
+        if copy == 1:
+            assert a is None
+    assert a is not None and a.finish().read_bytes() == data
 
 
 def test_small_and_empty_files(tmp_path):

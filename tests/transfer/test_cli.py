@@ -1,4 +1,8 @@
-"""The `tgw transfer` commands' contracts: exit codes, listings, bad input named."""
+"""The `tgw transfer` commands' contracts: exit codes, listings, bad input named.
+
+The commands run in-process through click's test runner (the same `tgw` entry point, without
+paying the interpreter start-up for each call); the daemon test runs real processes.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,17 @@ import json
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from transfer.resend import parse_gaps_listing, parse_seq_ranges
 
 from .conftest import Link, free_udp_port
+
+
+def tgw(*args: str):
+    from tgw.cli import main
+
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 @pytest.fixture
@@ -38,11 +49,11 @@ def test_gap_listing_text_and_json_are_understood():
 
 
 def test_gaps_exit_0_when_none_and_json_shape(cfg):
-    r = cfg.tgw("transfer", "gaps", "--config", str(cfg.recv_cfg))
-    assert r.returncode == 0, r.stderr
+    r = tgw("transfer", "gaps", "--config", str(cfg.recv_cfg))
+    assert r.exit_code == 0, r.stderr
     assert "0 個缺漏檔案" in r.stdout
-    r = cfg.tgw("transfer", "gaps", "--config", str(cfg.recv_cfg), "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)["gaps"] == []
+    r = tgw("transfer", "gaps", "--config", str(cfg.recv_cfg), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["gaps"] == []
 
 
 def test_gaps_exit_1_with_open_gaps_and_listing_feeds_resend(cfg):
@@ -54,8 +65,8 @@ def test_gaps_exit_1_with_open_gaps_and_listing_feeds_resend(cfg):
     keeper = Keeper(engine, Provenance(engine, zone="inner", host="t"), inbound=cfg.inbound, staging=cfg.root)
     keeper.open_gap(7, "ledger", "ab" * 8, "TRK7.p7m", 123, "c" * 64)
     keeper.open_gap(9, "sequence", "ab" * 8, None, None, None)
-    r = cfg.tgw("transfer", "gaps", "--config", str(cfg.recv_cfg))
-    assert r.returncode == 1
+    r = tgw("transfer", "gaps", "--config", str(cfg.recv_cfg))
+    assert r.exit_code == 1
     assert "7\tTRK7\t123\t" + "c" * 64 in r.stdout
     assert parse_gaps_listing(r.stdout) == [7, 9]
     events = Provenance(engine, zone="inner", host="t").recent(5, event="gap")
@@ -72,15 +83,15 @@ def test_resend_queues_known_files_and_names_unknown_ones(cfg):
     for seq in (1, 2, 3):
         (sent / f"{seq:012d}-TRK{seq}.p7m").write_bytes(b"x")
         store.add(seq, f"TRK{seq}.p7m", sent / f"{seq:012d}-TRK{seq}.p7m")
-    r = cfg.tgw("transfer", "resend", "--config", str(cfg.send_cfg), "--seq", "1-2", "--id", "TRK3", "--no-wait")
-    assert r.returncode == 0, r.stderr
+    r = tgw("transfer", "resend", "--config", str(cfg.send_cfg), "--seq", "1-2", "--id", "TRK3", "--no-wait")
+    assert r.exit_code == 0, r.stderr
     assert "queued for resend: 3 file(s) (seq 1-3)" in r.stdout
     # waiting for a sender that is not running does not hang
-    r = cfg.tgw("transfer", "resend", "--config", str(cfg.send_cfg), "--seq", "2,40", "--id", "NOPE")
-    assert r.returncode == 1
+    r = tgw("transfer", "resend", "--config", str(cfg.send_cfg), "--seq", "2,40", "--id", "NOPE")
+    assert r.exit_code == 1
     assert "unknown: 40" in r.stderr and "unknown: NOPE" in r.stderr and "not running" in r.stderr
     assert cfg.outer_rows("select seq, resend_pending from transfer_sent order by seq") == [(1, 1), (2, 2), (3, 1)]
-    r = cfg.tgw("transfer", "ledger", "--config", str(cfg.send_cfg), "--json")
+    r = tgw("transfer", "ledger", "--config", str(cfg.send_cfg), "--json")
     assert [row["seq"] for row in json.loads(r.stdout)] == [1, 2, 3]
 
 
@@ -90,31 +101,31 @@ def test_resend_queues_known_files_and_names_unknown_ones(cfg):
     ([], "give --seq, --id or --gaps"),
 ])
 def test_resend_usage_errors_exit_2(cfg, args, needle):
-    r = cfg.tgw("transfer", "resend", "--config", str(cfg.send_cfg), *args)
-    assert r.returncode == 2 and needle in r.stderr
+    r = tgw("transfer", "resend", "--config", str(cfg.send_cfg), *args)
+    assert r.exit_code == 2 and needle in r.stderr
 
 
 def test_bad_config_is_named(cfg):
     data = yaml.safe_load(cfg.send_cfg.read_text())
     data["transfer_send"].update(fec_k=20, fec_m=10)
     cfg.send_cfg.write_text(yaml.safe_dump(data))
-    r = cfg.tgw("transfer", "send", "--config", str(cfg.send_cfg))
-    assert r.returncode == 2 and "fec_m" in r.stderr
+    r = tgw("transfer", "send", "--config", str(cfg.send_cfg))
+    assert r.exit_code == 2 and "fec_m" in r.stderr
     data["transfer_send"].update(fec_k=16, fec_m=20, target="no-port-here")
     cfg.send_cfg.write_text(yaml.safe_dump(data))
-    r = cfg.tgw("transfer", "send", "--config", str(cfg.send_cfg))
-    assert r.returncode == 2 and "transfer_send.target" in r.stderr
-    r = cfg.tgw("transfer", "gaps", "--config", str(cfg.send_cfg))
-    assert r.returncode == 2 and "transfer_receive" in r.stderr
+    r = tgw("transfer", "send", "--config", str(cfg.send_cfg))
+    assert r.exit_code == 2 and "transfer_send.target" in r.stderr
+    r = tgw("transfer", "gaps", "--config", str(cfg.send_cfg))
+    assert r.exit_code == 2 and "transfer_receive" in r.stderr
 
 
 def test_stats_before_any_heartbeat_and_with_kernel_counters(cfg):
-    r = cfg.tgw("transfer", "stats", "--config", str(cfg.recv_cfg), "--json")
-    assert r.returncode == 0, r.stderr
+    r = tgw("transfer", "stats", "--config", str(cfg.recv_cfg), "--json")
+    assert r.exit_code == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["receiver"] is None and "udp_rcvbuf_errors" in out["kernel_now"]
-    r = cfg.tgw("transfer", "stats", "--config", str(cfg.send_cfg))
-    assert r.returncode == 0 and "[sender]" in r.stdout
+    r = tgw("transfer", "stats", "--config", str(cfg.send_cfg))
+    assert r.exit_code == 0 and "[sender]" in r.stdout
 
 
 def test_second_sender_on_the_same_state_is_refused(cfg):

@@ -76,8 +76,10 @@ def test_30_percent_loss_gaps_reported_within_a_heartbeat_and_resend_completes(l
     assert listing.returncode == 1
     carried = tmp_path / "gaps.txt"
     carried.write_text(listing.stdout)
+    # One resend copy is enough: it brings fresh parity shares, which the receiver adds to
+    # what it kept of the first copy (any 16 of the 40 distinct shares of a block will do).
     resend = link.tgw("transfer", "resend", "--config", str(link.send_cfg), "--gaps", str(carried),
-                      "--copies", "3", "--timeout", "120")
+                      "--timeout", "120")
     assert resend.returncode == 0, resend.stderr
     assert f"queued for resend: {len(gaps)} file(s)" in resend.stdout
     wait_until(lambda: not link.open_gaps(), 60, "the resend to close every gap")
@@ -86,7 +88,7 @@ def test_30_percent_loss_gaps_reported_within_a_heartbeat_and_resend_completes(l
     closed = dict(link.inner_rows("select closed_by, count(*) from transfer_gaps group by closed_by"))
     assert closed == {"arrived": len(gaps)}
     resent = link.outer_rows("select count(*) from provenance_events where event='resent'")[0][0]
-    assert resent == 3 * len(gaps)
+    assert resent == len(gaps)
 
 
 def test_sender_killed_mid_transfer_restarts_with_new_session_and_fresh_numbers(link):
