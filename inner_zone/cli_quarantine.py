@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 
 import click
 
 from tgw_common.cli_support import EXIT_REFUSED, UsageProblem, config_option, emit_json, load, operational
+from tgw_common.web.actor import os_user
 
 from .intake import HOP
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return "unknown"
 
 
 def _open(config_path: str):
@@ -110,15 +103,10 @@ def _each(config_path: str, ids: tuple[str, ...], act) -> None:
 @operational
 def retry(ids: tuple[str, ...], config_path: str, note: str | None) -> None:
     """放回 inbound 佇列重新處理 / Put entries back into the inbound queue to be judged again."""
-    by = _operator()
+    from .quarantine import retry_entry
 
-    def act(inner_ctx, qid):
-        entry = inner_ctx.quarantine.retry(qid, inner_ctx.inbound, note=note, by=by)
-        inner_ctx.provenance.record("retried", HOP, sha256=entry["sha256"], tracking_id=entry["tracking_id"],
-                                    envelope_id=entry.get("envelope_id"), quarantine_id=qid, by=by, note=note)
-        return entry
-
-    _each(config_path, ids, act)
+    by = os_user()
+    _each(config_path, ids, lambda inner_ctx, qid: retry_entry(inner_ctx, qid, note=note, by=by, hop=HOP))
 
 
 @quarantine.command("reject")
@@ -130,13 +118,7 @@ def reject(ids: tuple[str, ...], config_path: str, note: str) -> None:
     """結案：不再處理，檔案保留供稽核 / Close entries for good; files are kept for audit."""
     if not note.strip():
         raise UsageProblem("--note must say why the envelope is rejected")
-    by = _operator()
+    from .quarantine import reject_entry
 
-    def act(inner_ctx, qid):
-        entry = inner_ctx.quarantine.reject(qid, note=note, by=by)
-        inner_ctx.provenance.record("rejected", HOP, sha256=entry["sha256"], tracking_id=entry["tracking_id"],
-                                    envelope_id=entry.get("envelope_id"), reason=entry.get("reason"),
-                                    quarantine_id=qid, by=by, note=note)
-        return entry
-
-    _each(config_path, ids, act)
+    by = os_user()
+    _each(config_path, ids, lambda inner_ctx, qid: reject_entry(inner_ctx, qid, note=note, by=by, hop=HOP))

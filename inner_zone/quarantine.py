@@ -23,13 +23,16 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tgw_common.db import utcnow
 from tgw_common.reasons import REASONS
 from tgw_common.spool import fsync_dir, write_atomic
 
 from .fileops import move_file, place_file
+
+if TYPE_CHECKING:
+    from .context import Inner  # which imports this module
 
 OPEN, HELD, RETRIED, REJECTED = "open", "held", "retried", "rejected"
 STATUSES = (OPEN, HELD, RETRIED, REJECTED)
@@ -176,14 +179,19 @@ class Quarantine:
             del self._status_cache[key]
         return counts
 
-    def retry(self, qid: str, inbound: Path, *, note: str | None, by: str, auto: bool = False) -> dict[str, Any]:
-        """Put the envelope back into the inbound spool under its original name."""
+    def _active(self, qid: str, done: str) -> tuple[Path, dict[str, Any]]:
+        """An entry an operator may still act on (open or held); `done` names the action in the error."""
         found = self._find(qid)
         if found is None:
             raise QuarantineError(f"{qid}: no such quarantine or held entry")
         folder, entry = found
         if entry["status"] not in ACTIVE:
-            raise QuarantineError(f"{qid}: is {entry['status']}; only open or held entries can be retried")
+            raise QuarantineError(f"{qid}: is {entry['status']}; only open or held entries can be {done}")
+        return folder, entry
+
+    def retry(self, qid: str, inbound: Path, *, note: str | None, by: str, auto: bool = False) -> dict[str, Any]:
+        """Put the envelope back into the inbound spool under its original name."""
+        folder, entry = self._active(qid, "retried")
         src = folder / entry["file"]
         if not src.exists():
             raise QuarantineError(f"{qid}: the envelope file {src} is missing")
@@ -204,12 +212,7 @@ class Quarantine:
 
     def reject(self, qid: str, *, note: str, by: str) -> dict[str, Any]:
         """Close an entry for good; the envelope file stays beside its JSON for audit."""
-        found = self._find(qid)
-        if found is None:
-            raise QuarantineError(f"{qid}: no such quarantine or held entry")
-        folder, entry = found
-        if entry["status"] not in ACTIVE:
-            raise QuarantineError(f"{qid}: is {entry['status']}; only open or held entries can be rejected")
+        folder, entry = self._active(qid, "rejected")
         now = utcnow()
         entry["actions"] = [*entry.get("actions", []),
                             {"action": "reject", "at": _iso(now), "by": by, "note": note,
@@ -230,3 +233,23 @@ class Quarantine:
 
     def held_ids(self) -> list[str]:
         return [e["id"] for e in self.list(statuses=(HELD,))]
+
+
+# --- an operator's actions with their provenance events: the same from the CLI and the console,
+# so an envelope's timeline reads alike whoever acted. `hop` is the inner runner's name
+# (intake.HOP), passed in because the intake imports this module.
+def retry_entry(inner: Inner, qid: str, *, note: str | None, by: str, hop: str) -> dict[str, Any]:
+    """Put an entry back into the inbound spool and record `retried`; QuarantineError if it cannot be."""
+    entry = inner.quarantine.retry(qid, inner.inbound, note=note, by=by)
+    inner.provenance.record("retried", hop, sha256=entry["sha256"], tracking_id=entry["tracking_id"],
+                            envelope_id=entry.get("envelope_id"), quarantine_id=qid, by=by, note=note)
+    return entry
+
+
+def reject_entry(inner: Inner, qid: str, *, note: str, by: str, hop: str) -> dict[str, Any]:
+    """Close an entry for good and record `rejected`; QuarantineError if it cannot be."""
+    entry = inner.quarantine.reject(qid, note=note, by=by)
+    inner.provenance.record("rejected", hop, sha256=entry["sha256"], tracking_id=entry["tracking_id"],
+                            envelope_id=entry.get("envelope_id"), reason=entry.get("reason"), quarantine_id=qid,
+                            by=by, note=note)
+    return entry

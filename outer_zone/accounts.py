@@ -1,6 +1,6 @@
 """Agencies, users, roles, delegations and bearer tokens (no Flask here: the CLI uses it too).
 
-Passwords are Argon2id hashes (argon2-cffi defaults, RFC 9106). A bearer token is 32 random
+Passwords are Argon2id hashes (tgw_common/web/passwords.py, shared with the console). A bearer token is 32 random
 bytes shown once; only its SHA-256 is stored, which is enough for a secret of that entropy
 and keeps the per-request check cheap.
 """
@@ -10,16 +10,16 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import string
 from dataclasses import dataclass
 from datetime import datetime
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from tgw_common.db import transaction, utcnow
+from tgw_common.web import passwords
+from tgw_common.web.passwords import AccountError, check_password_policy, hash_password
+from tgw_common.web.passwords import generate_password as generate_password  # re-exported for the CLI and `tgw up`
 
 from .models import ROLES, Agency, AgencyNetwork, ApiToken, Delegation, User, UserRole
 from .netaccess import normalise_cidr
@@ -27,14 +27,6 @@ from .netaccess import normalise_cidr
 AGENCY_CODE = re.compile(r"^[A-Za-z0-9]{1,16}$")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 BEARER_PREFIX = "tgwo_"
-
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so a miss costs as much as a hit.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-
-
-class AccountError(ValueError):
-    """A request that cannot be done; the message says why (zh-TW / English)."""
 
 
 @dataclass(frozen=True)
@@ -50,40 +42,6 @@ class Principal:
 
     def has(self, role: str) -> bool:
         return role in self.roles
-
-
-# --- passwords
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(stored: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def needs_rehash(stored: str) -> bool:
-    return _hasher.check_needs_rehash(stored)
-
-
-def check_password_policy(password: str, min_length: int) -> None:
-    if len(password) < min_length:
-        raise AccountError(f"密碼至少 {min_length} 個字元 / the password needs at least {min_length} characters")
-    if len(password) > 256:
-        raise AccountError("密碼過長 / the password is longer than 256 characters")
-    classes = sum(any(c in group for c in password)
-                  for group in (string.ascii_lowercase, string.ascii_uppercase, string.digits))
-    if classes < 2 and not any(not c.isalnum() for c in password):
-        raise AccountError("密碼需混合字母、數字或符號 / mix letters with digits or symbols")
-
-
-def generate_password() -> str:
-    """An initial password shown once (the user must change it at first sign-in)."""
-    alphabet = string.ascii_letters + string.digits
-    core = "".join(secrets.choice(alphabet) for _ in range(14))
-    return f"{core[:7]}-{core[7:]}"
 
 
 # --- agencies
@@ -183,12 +141,8 @@ def set_roles(session: Session, user: User, roles: list[str]) -> None:
 
 
 def set_password(session: Session, user: User, password: str, *, must_change: bool, min_length: int) -> None:
-    check_password_policy(password, min_length)
-    user.password_hash = hash_password(password)
-    user.must_change_password = must_change
-    user.password_changed_at = utcnow()
-    user.failed_logins = 0
-    user.locked_until = None
+    """`session` is the user's, as for every function here that changes a row."""
+    passwords.set_password(user, password, must_change=must_change, min_length=min_length)
 
 
 def find_user(session: Session, username: str) -> User:

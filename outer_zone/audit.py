@@ -6,14 +6,13 @@ one is given, so an administrative change and its audit entry commit together or
 
 from __future__ import annotations
 
-import getpass
-import socket
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tgw_common.db import transaction, utcnow
+from tgw_common.web.actor import cli_actor as cli_actor  # re-exported: (who, where) of a CLI command
 
 from .models import AuditEntry
 
@@ -31,15 +30,6 @@ ACTIONS = frozenset({
     "agency_added", "agency_ip_allowed", "agency_ip_removed", "cli_user_added", "cli_user_unlocked",
     "cli_password_set", "token_created", "token_revoked", "registration_approved", "registration_rejected",
 })
-
-
-def cli_actor() -> tuple[str, str]:
-    """(who, where) of a CLI command: the operating-system user on this host."""
-    try:
-        who = getpass.getuser()
-    except (KeyError, OSError):
-        who = "unknown"
-    return f"cli:{who}", f"cli@{socket.gethostname()}"
 
 
 def record(target_session: Session | Engine, action: str, *, actor: str, ip: str, agency: str | None = None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import time
 import uuid
@@ -22,6 +21,8 @@ from tgw_common.db import create_tables, make_engine, utcnow
 from tgw_common.events import Provenance
 from tgw_common.tpe.factory import release_opener
 from tgw_common.tpe.opener import EnvelopeOpener
+from tgw_common.web.filemark import files_mark
+from tgw_common.web.ticker import Ticker
 
 from . import models  # noqa: F401 - registers the tables before create_tables
 from .diskguard import disk_state
@@ -47,39 +48,12 @@ def check_config(config: Config) -> Config:
     return config
 
 
-def load_secret_key(path: Path) -> bytes:
-    """The cookie-signing key: created once (0600) and shared by every worker, read afterwards."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(64))
-            fh.flush()
-            os.fsync(fh.fileno())
-    key = path.read_bytes()
-    if len(key) < 32:
-        raise ConfigError(f"{path}: the secret key file holds {len(key)} bytes; at least 32 are needed "
-                          "(delete it to have a new one made)")
-    return key
-
-
 def _crl_mark(config: Config) -> tuple:
     files = list(config.trust.crls)
     crl_dir = config.trust.crl_dir
     if crl_dir is not None and Path(crl_dir).is_dir():
         files += sorted(p for p in Path(crl_dir).iterdir() if p.is_file())
-    mark = []
-    for p in files:
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            continue
-        mark.append((str(p), st.st_mtime_ns, st.st_size))
-    return tuple(mark)
+    return files_mark(files)
 
 
 class Portal:
@@ -96,8 +70,9 @@ class Portal:
         self.intake = UploadIntake(self.engine, self.cfg, self.provenance, self.opener)
         self.session_id = session_id or uuid.uuid4().hex
         self.started_at = started_at or utcnow()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._next_housekeeping = 0.0
+        self._background = Ticker("outer-web-heartbeat", self._tick, self.cfg.heartbeat_seconds, log=log,
+                                  failure="heartbeat or housekeeping failed; trying again")
 
     def opener(self) -> EnvelopeOpener:
         with self._opener_lock:
@@ -134,25 +109,14 @@ class Portal:
 
     # --- the worker's background thread
     def start_background(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._loop, name="outer-web-heartbeat", daemon=True)
-        self._thread.start()
+        self._background.start()
 
-    def _loop(self) -> None:
-        next_housekeeping = 0.0
-        while not self._stop.is_set():
-            try:
-                self.beat()
-                if time.monotonic() >= next_housekeeping:
-                    next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
-                    self.housekeeping()
-            except Exception:  # the thread must outlive a database hiccup
-                log.exception("heartbeat or housekeeping failed; trying again")
-            self._stop.wait(self.cfg.heartbeat_seconds)
+    def _tick(self) -> None:
+        self.beat()
+        if time.monotonic() >= self._next_housekeeping:
+            self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
+            self.housekeeping()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._background.stop()
         self.provenance.close()

@@ -10,36 +10,20 @@ its key are set; otherwise a front proxy terminates it (outer.trusted_proxies).
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime
+from typing import Any
 
-from gunicorn.app.base import BaseApplication
-from gunicorn.glogging import Logger
-
-from tgw_common.config import Config
-from tgw_common.db import dispose_engines, utcnow
-from tgw_common.logging_setup import JsonFormatter
+from tgw_common.config import Config, OuterConfig
+from tgw_common.db import dispose_engines
+from tgw_common.web.gunicorn_app import WebServer
+from tgw_common.web.secretkey import load_secret_key
 
 log = logging.getLogger(__name__)
 
 
-class JsonLogger(Logger):
-    """gunicorn's own messages as JSON lines on stderr, like every other process of the gateway."""
-
-    def setup(self, cfg) -> None:
-        super().setup(cfg)
-        for handler in self.error_log.handlers:
-            handler.setFormatter(JsonFormatter())
-
-
-def _post_fork(server, worker) -> None:
-    # Pools opened by the master must not be shared with a child.
-    dispose_engines()
-
-
 def prepare(config: Config, *, session_id: str, started_at: datetime) -> dict:
     """What the master does once: tables, secret key, recovery of interrupted publications."""
-    from .portal import Portal, load_secret_key
+    from .portal import Portal
 
     load_secret_key(config.outer.secret_key_file)
     portal = Portal(config, session_id=session_id, started_at=started_at)
@@ -52,43 +36,18 @@ def prepare(config: Config, *, session_id: str, started_at: datetime) -> dict:
     return counts
 
 
-class OuterServer(BaseApplication):
-    def __init__(self, config: Config, *, session_id: str | None = None) -> None:
-        self.tgw_config = config
-        self.session_id = session_id or uuid.uuid4().hex
-        self.started_at = utcnow()
-        super().__init__()
+class OuterServer(WebServer):
+    proc_name = "tgw-outer-web"
 
-    def load_config(self) -> None:
-        o = self.tgw_config.outer
-        settings = {
-            "bind": [o.bind],
-            "workers": o.workers,
-            "worker_class": "gthread",
-            "threads": o.threads,
-            "timeout": o.timeout_seconds,
-            "graceful_timeout": 30,
-            "keepalive": 5,
-            "proc_name": "tgw-outer-web",
-            "logger_class": JsonLogger,
-            "accesslog": None,  # the app logs each request as JSON
-            "errorlog": "-",
-            # X-Forwarded-Proto is believed from the same proxies as X-Forwarded-For, no others.
-            "forwarded_allow_ips": ",".join(o.trusted_proxies) if o.trusted_proxies else "",
-            "limit_request_line": 4094,
-            "limit_request_fields": 64,
-            "post_fork": _post_fork,
-            "preload_app": False,
-        }
-        # gunicorn >= 25 opens a control socket in $HOME by default: one more management
-        # interface nobody here uses, and one path every instance on the host would fight over.
-        if "control_socket_disable" in self.cfg.settings:
-            settings["control_socket_disable"] = True
-        tls = o.tls_files()
-        if tls is not None:
-            settings["certfile"], settings["keyfile"] = (str(p) for p in tls)
-        for key, value in settings.items():
-            self.cfg.set(key, value)
+    def section(self) -> OuterConfig:
+        return self.tgw_config.outer
+
+    def extra_settings(self) -> dict[str, Any]:
+        tls = self.section().tls_files()
+        if tls is None:
+            return {}
+        certfile, keyfile = (str(p) for p in tls)
+        return {"certfile": certfile, "keyfile": keyfile}
 
     def load(self):
         from .portal import Portal

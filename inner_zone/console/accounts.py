@@ -1,36 +1,28 @@
-"""Console operator accounts: Argon2id password hashes, roles, lockout (no Flask here: the CLI uses it too).
+"""Console operator accounts: roles, passwords, lockout (no Flask here: the CLI uses it too).
 
 Roles are ordered: a viewer reads everything but the audit log; an operator also fixes
 envelopes (quarantine, certificate registration, CRLs); an administrator also revokes
 registrations, changes agencies and reads the audit log. docs/console.md has the table.
+Password hashing and policy are shared with the portal (tgw_common/web/passwords.py).
 """
 
 from __future__ import annotations
 
 import re
-import secrets
-import string
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tgw_common.db import transaction, utcnow
+from tgw_common.web import passwords
+from tgw_common.web.passwords import AccountError, check_password_policy, hash_password
+from tgw_common.web.passwords import generate_password as generate_password  # re-exported for the CLI and `tgw up`
 
 from . import audit
 from .models import ROLES, ConsoleUser
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so a miss costs as much as a hit.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-
-
-class AccountError(ValueError):
-    """A request that cannot be done; the message says why (zh-TW / English)."""
 
 
 @dataclass(frozen=True)
@@ -46,39 +38,6 @@ class Operator:
     def can(self, role: str) -> bool:
         """True when this user's role is `role` or above it."""
         return ROLES.index(self.role) >= ROLES.index(role)
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(stored: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def needs_rehash(stored: str) -> bool:
-    return _hasher.check_needs_rehash(stored)
-
-
-def check_password_policy(password: str, min_length: int) -> None:
-    if len(password) < min_length:
-        raise AccountError(f"密碼至少 {min_length} 個字元 / the password needs at least {min_length} characters")
-    if len(password) > 256:
-        raise AccountError("密碼過長 / the password is longer than 256 characters")
-    classes = sum(any(c in group for c in password)
-                  for group in (string.ascii_lowercase, string.ascii_uppercase, string.digits))
-    if classes < 2 and not any(not c.isalnum() for c in password):
-        raise AccountError("密碼需混合字母、數字或符號 / mix letters with digits or symbols")
-
-
-def generate_password() -> str:
-    """An initial password shown once; the user must change it at the first sign-in."""
-    alphabet = string.ascii_letters + string.digits
-    core = "".join(secrets.choice(alphabet) for _ in range(14))
-    return f"{core[:7]}-{core[7:]}"
 
 
 def operator_of(user: ConsoleUser) -> Operator:
@@ -113,12 +72,8 @@ def add_user(engine: Engine, *, username: str, role: str, password: str, display
 
 
 def set_password(session: Session, user: ConsoleUser, password: str, *, must_change: bool, min_length: int) -> None:
-    check_password_policy(password, min_length)
-    user.password_hash = hash_password(password)
-    user.must_change_password = must_change
-    user.password_changed_at = utcnow()
-    user.failed_logins = 0
-    user.locked_until = None
+    """`session` is the user's, as for every function here that changes a row."""
+    passwords.set_password(user, password, must_change=must_change, min_length=min_length)
 
 
 def reset_password(engine: Engine, username: str, password: str, *, must_change: bool, min_length: int,

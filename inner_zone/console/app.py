@@ -7,35 +7,25 @@ request body parsed, except for the small login form itself.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import time
-from datetime import timedelta
 
-from flask import Flask, g, redirect, render_template, request, session, url_for
+from flask import Flask, g, render_template, request, session
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from tgw_common.config import Config
+from tgw_common.web import headers, requestlog
+from tgw_common.web.cookies import session_settings
+from tgw_common.web.redirects import forced_password_change, to_login
 
 from . import timefmt
-from .state import Console, load_secret_key
-from .web import client_address, console, record, role_title
+from .state import Console
+from .web import console, record, role_title
 
 log = logging.getLogger("inner_zone.console.access")
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    # same-origin (not no-referrer): flask-wtf checks the Referer of HTTPS form posts.
-    "Referrer-Policy": "same-origin",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-}
+# HSTS only over HTTPS (cookie_secure); a plain-HTTP test console must stay reachable.
+HSTS = {"Strict-Transport-Security": "max-age=31536000"}
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.login_post", "auth.health"}
 FORM_BYTES = 64 * 1024
 UPLOAD_BYTES = 9 * 1024 * 1024  # a CRL may be a few MiB; certificates and requests are small
@@ -49,19 +39,10 @@ def create_app(config: Config, *, console_obj: Console | None = None, background
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.json.ensure_ascii = False
     app.config.update(
-        SECRET_KEY=load_secret_key(cfg.secret_key_file),
-        # __Host- cookies must be Secure, path=/ and host-only: browsers enforce what we promise.
-        SESSION_COOKIE_NAME="__Host-tgw-console" if cfg.cookie_secure else "tgw-console",
-        SESSION_COOKIE_SECURE=cfg.cookie_secure,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Strict",
-        PERMANENT_SESSION_LIFETIME=timedelta(minutes=cfg.session_timeout_minutes),
+        **session_settings(cfg, "tgw-console"),
         MAX_CONTENT_LENGTH=FORM_BYTES,
         MAX_FORM_MEMORY_SIZE=FORM_BYTES,
         MAX_FORM_PARTS=200,
-        WTF_CSRF_TIME_LIMIT=cfg.session_max_hours * 3600,
-        WTF_CSRF_SSL_STRICT=True,
-        TRUSTED_PROXIES=[ipaddress.ip_network(n, strict=False) for n in cfg.trusted_proxies],
     )
     app.extensions["tgw_console"] = the_console
     _filters(app)
@@ -104,9 +85,7 @@ def _size(value) -> str:
 def _hooks(app: Flask) -> None:
     @app.before_request
     def settle_client():
-        g.started = time.monotonic()
-        g.ip = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                              app.config["TRUSTED_PROXIES"])
+        requestlog.begin()
         g.me = None
         if request.endpoint in UPLOAD_ENDPOINTS:
             request.max_content_length = UPLOAD_BYTES
@@ -120,12 +99,9 @@ def _hooks(app: Flask) -> None:
         who = console().signin.resume(session.get("k"), g.ip, touch=touch)
         if who is None:
             session.clear()
-            return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None,
-                                    expired="1" if request.cookies.get(app.config["SESSION_COOKIE_NAME"]) else None))
+            return to_login(expired="1" if request.cookies.get(app.config["SESSION_COOKIE_NAME"]) else None)
         g.me = who
-        if who.must_change_password and request.endpoint not in ("auth.password", "auth.logout"):
-            return redirect(url_for("auth.password"))
-        return None
+        return forced_password_change(who.must_change_password)
 
     @app.context_processor
     def page_context():
@@ -133,16 +109,9 @@ def _hooks(app: Flask) -> None:
 
     @app.after_request
     def secure_headers(response):
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.endpoint != "static":
-            response.headers["Cache-Control"] = "no-store"
-        if console().cfg.cookie_secure:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        headers.secure(response, HSTS if console().cfg.cookie_secure else None)
         who = g.get("me")
-        log.info("request", extra={"method": request.method, "path": request.path, "status": response.status_code,
-                                   "ip": g.get("ip"), "user": who.username if who else None,
-                                   "ms": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1)})
+        requestlog.log_request(log, response, who.username if who else None)
         return response
 
 

@@ -9,8 +9,6 @@ every action.
 
 from __future__ import annotations
 
-import getpass
-import socket
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +16,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from tgw_common.db import transaction, utcnow
+from tgw_common.web.actor import cli_actor as cli_actor  # re-exported: (who, where) of a CLI command
 
 from .models import AuditEntry
 
@@ -37,15 +36,6 @@ ACTIONS = frozenset({
     # accounts, from the CLI
     "user_added", "user_disabled", "user_enabled", "user_unlocked", "user_password_set",
 })
-
-
-def cli_actor() -> tuple[str, str]:
-    """(who, where) of a CLI command: the operating-system user on this host."""
-    try:
-        who = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        who = "unknown"
-    return f"cli:{who}", f"cli@{socket.gethostname()}"
 
 
 def record(where: Session | Engine, action: str, *, actor: str, ip: str, role: str | None = None,

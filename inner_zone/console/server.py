@@ -10,36 +10,19 @@ systemd (Type=notify) the arbiter sends READY=1 itself once it listens.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime
 
-from gunicorn.app.base import BaseApplication
-from gunicorn.glogging import Logger
-
-from tgw_common.config import Config
-from tgw_common.db import dispose_engines, utcnow
-from tgw_common.logging_setup import JsonFormatter
+from tgw_common.config import Config, ConsoleConfig
+from tgw_common.db import dispose_engines
+from tgw_common.web.gunicorn_app import WebServer
+from tgw_common.web.secretkey import load_secret_key
 
 log = logging.getLogger(__name__)
 
 
-class JsonLogger(Logger):
-    """gunicorn's own messages as JSON lines on stderr, like every other process of the gateway."""
-
-    def setup(self, cfg) -> None:
-        super().setup(cfg)
-        for handler in self.error_log.handlers:
-            handler.setFormatter(JsonFormatter())
-
-
-def _post_fork(server, worker) -> None:
-    # Pools opened by the master must not be shared with a child.
-    dispose_engines()
-
-
 def prepare(config: Config, *, session_id: str, started_at: datetime) -> None:
     """What the master does once: tables and migrations, the secret key, a first heartbeat."""
-    from .state import Console, load_secret_key
+    from .state import Console
 
     load_secret_key(config.console.secret_key_file)
     console = Console(config, session_id=session_id, started_at=started_at)
@@ -50,39 +33,11 @@ def prepare(config: Config, *, session_id: str, started_at: datetime) -> None:
         dispose_engines()
 
 
-class ConsoleServer(BaseApplication):
-    def __init__(self, config: Config, *, session_id: str | None = None) -> None:
-        self.tgw_config = config
-        self.session_id = session_id or uuid.uuid4().hex
-        self.started_at = utcnow()
-        super().__init__()
+class ConsoleServer(WebServer):
+    proc_name = "tgw-inner-console"
 
-    def load_config(self) -> None:
-        c = self.tgw_config.console
-        settings = {
-            "bind": [c.bind],
-            "workers": c.workers,
-            "worker_class": "gthread",
-            "threads": c.threads,
-            "timeout": c.timeout_seconds,
-            "graceful_timeout": 30,
-            "keepalive": 5,
-            "proc_name": "tgw-inner-console",
-            "logger_class": JsonLogger,
-            "accesslog": None,  # the app logs each request as JSON
-            "errorlog": "-",
-            "forwarded_allow_ips": ",".join(c.trusted_proxies) if c.trusted_proxies else "",
-            "limit_request_line": 4094,
-            "limit_request_fields": 64,
-            "post_fork": _post_fork,
-            "preload_app": False,
-        }
-        # gunicorn >= 25 opens a control socket by default: one more management interface
-        # nobody here uses, and one path every instance on the host would fight over.
-        if "control_socket_disable" in self.cfg.settings:
-            settings["control_socket_disable"] = True
-        for key, value in settings.items():
-            self.cfg.set(key, value)
+    def section(self) -> ConsoleConfig:
+        return self.tgw_config.console
 
     def load(self):
         from .app import create_app

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import uuid
 from datetime import datetime
@@ -20,6 +19,8 @@ from tgw_common.config import Config, ConfigError
 from tgw_common.db import utcnow
 from tgw_common.pki.trust import TrustStore
 from tgw_common.registry import SignerRegistry
+from tgw_common.web.filemark import files_mark
+from tgw_common.web.ticker import Ticker
 
 from ..context import Inner, open_inner
 from .models import create_tables
@@ -37,43 +38,12 @@ def check_config(config: Config) -> Config:
     return config
 
 
-def load_secret_key(path: Path) -> bytes:
-    """The cookie-signing key: created once (0600), shared by every worker, read afterwards."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(64))
-            fh.flush()
-            os.fsync(fh.fileno())
-    key = path.read_bytes()
-    if len(key) < 32:
-        raise ConfigError(f"{path}: the secret key file holds {len(key)} bytes; at least 32 are needed "
-                          "(delete it to have a new one made)")
-    return key
-
-
 def trust_files(config: Config) -> list[Path]:
     trust = config.trust
     files = [*trust.anchors, *trust.intermediates, *trust.crls]
     if trust.crl_dir is not None and Path(trust.crl_dir).is_dir():
         files += sorted(p for p in Path(trust.crl_dir).iterdir() if p.is_file() and not p.name.startswith("."))
     return files
-
-
-def _mark(config: Config) -> tuple:
-    mark = []
-    for p in trust_files(config):
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            continue
-        mark.append((str(p), st.st_mtime_ns, st.st_size))
-    return tuple(mark)
 
 
 class Console:
@@ -91,15 +61,15 @@ class Console:
         self.started_at = started_at or utcnow()
         self._trust_lock = threading.Lock()
         self._trust: tuple[tuple, TrustStore] | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = Ticker("inner-console-heartbeat", self.beat, self.cfg.heartbeat_seconds, log=log,
+                                  failure="console heartbeat failed; trying again")
         # sha256 -> agency of a quarantined envelope's releaser (a file's content never changes).
         self.release_agencies: dict[str, str | None] = {}
         self.cfg.certreq_import_dir.mkdir(parents=True, exist_ok=True)
 
     def trust(self) -> TrustStore:
         """The trust store as the files are now (rebuilt only when one changed)."""
-        mark = _mark(self.config)
+        mark = files_mark(trust_files(self.config))
         with self._trust_lock:
             if self._trust is None or self._trust[0] != mark:
                 self._trust = (mark, TrustStore.from_config(self.config.trust))
@@ -111,21 +81,8 @@ class Console:
         return self.provenance.heartbeat(DAEMON, session_id=self.session_id, started_at=self.started_at, **state)
 
     def start_background(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._loop, name="inner-console-heartbeat", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.beat()
-            except Exception:  # the thread must outlive a database hiccup
-                log.exception("console heartbeat failed; trying again")
-            self._stop.wait(self.cfg.heartbeat_seconds)
+        self._background.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._background.stop()
         self.provenance.close()

@@ -1,8 +1,8 @@
 """Quarantine: refused and held envelopes, with retry and reject for one or several at once.
 
-The actions are the inner runner's own (`Quarantine.retry` / `Quarantine.reject` and the
-`retried` / `rejected` provenance events, exactly as `tgw inner quarantine` does them), by
-"console:<username>"; each one is audited, including those that could not be done.
+The actions are the inner zone's own (`retry_entry` / `reject_entry` in inner_zone/quarantine.py,
+with the `retried` / `rejected` provenance events, the functions `tgw inner quarantine` calls),
+by "console:<username>"; each one is audited, including those that could not be done.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from tgw_common.reasons import REASONS
+from tgw_common.web.redirects import safe_next
 
 from ..intake import HOP
-from ..quarantine import ACTIVE, STATUSES, QuarantineError
+from ..quarantine import ACTIVE, STATUSES, QuarantineError, reject_entry, retry_entry
 from .envelopes import fix_for, release_agency
 from .web import console, me, record, require
 
@@ -47,10 +48,26 @@ def _ids() -> list[str]:
 
 
 def _back():
-    target = request.form.get("back", "")
-    if target.startswith("/") and not target.startswith("//"):
-        return redirect(target)
-    return redirect(url_for("quarantine.index"))
+    return redirect(safe_next(request.form.get("back")) or url_for("quarantine.index"))
+
+
+def _act(ids: list[str], action: str, do, note: str | None, done_text: str, failed_text: str):
+    """Apply `do(qid)` to each entry; every one is audited, done or not, and the page says which."""
+    done, failed = [], []
+    for qid in ids:
+        try:
+            e = do(qid)
+        except QuarantineError as exc:
+            failed.append(str(exc))
+            record(action, target=qid, outcome="failed", note=note, error=str(exc))
+            continue
+        record(action, target=qid, note=note, sha256=e["sha256"], reason=e.get("reason"), agency=e.get("agency"))
+        done.append(qid)
+    if done:
+        flash(f"{done_text}: {', '.join(done)}", "ok")
+    for msg in failed:
+        flash(f"{failed_text}: {msg}", "error")
+    return _back()
 
 
 @bp.post("/retry")
@@ -61,24 +78,8 @@ def retry():
         flash("請勾選要重試的信封 / tick the envelopes to retry", "error")
         return _back()
     c, by = console(), f"console:{me().username}"
-    done, failed = [], []
-    for qid in ids:
-        try:
-            e = c.quarantine.retry(qid, c.inner.inbound, note=note, by=by)
-        except QuarantineError as exc:
-            failed.append(str(exc))
-            record("quarantine_retried", target=qid, outcome="failed", note=note, error=str(exc))
-            continue
-        c.provenance.record("retried", HOP, sha256=e["sha256"], tracking_id=e["tracking_id"],
-                            envelope_id=e.get("envelope_id"), quarantine_id=qid, by=by, note=note)
-        record("quarantine_retried", target=qid, note=note, sha256=e["sha256"], reason=e.get("reason"),
-               agency=e.get("agency"))
-        done.append(qid)
-    if done:
-        flash(f"已放回佇列重新處理 / put back into the inbound queue: {', '.join(done)}", "ok")
-    for msg in failed:
-        flash(f"無法重試 / not retried: {msg}", "error")
-    return _back()
+    return _act(ids, "quarantine_retried", lambda qid: retry_entry(c.inner, qid, note=note, by=by, hop=HOP), note,
+                "已放回佇列重新處理 / put back into the inbound queue", "無法重試 / not retried")
 
 
 @bp.post("/reject")
@@ -92,22 +93,5 @@ def reject():
         flash("結案須填寫原因 / a rejection needs a note saying why", "error")
         return _back()
     c, by = console(), f"console:{me().username}"
-    done, failed = [], []
-    for qid in ids:
-        try:
-            e = c.quarantine.reject(qid, note=note, by=by)
-        except QuarantineError as exc:
-            failed.append(str(exc))
-            record("quarantine_rejected", target=qid, outcome="failed", note=note, error=str(exc))
-            continue
-        c.provenance.record("rejected", HOP, sha256=e["sha256"], tracking_id=e["tracking_id"],
-                            envelope_id=e.get("envelope_id"), reason=e.get("reason"), quarantine_id=qid, by=by,
-                            note=note)
-        record("quarantine_rejected", target=qid, note=note, sha256=e["sha256"], reason=e.get("reason"),
-               agency=e.get("agency"))
-        done.append(qid)
-    if done:
-        flash(f"已結案 / rejected: {', '.join(done)}", "ok")
-    for msg in failed:
-        flash(f"無法結案 / not rejected: {msg}", "error")
-    return _back()
+    return _act(ids, "quarantine_rejected", lambda qid: reject_entry(c.inner, qid, note=note, by=by, hop=HOP), note,
+                "已結案 / rejected", "無法結案 / not rejected")

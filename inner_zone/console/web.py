@@ -1,9 +1,9 @@
 """What the console's blueprints share: the Console of this app, the signed-in operator,
-role checks that are audited, the client's address, form parsing."""
+role checks that are audited, form parsing. (The client's address is settled by
+tgw_common.web.requestlog, the same way as in the portal.)"""
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import date
 from functools import wraps
 
@@ -21,27 +21,6 @@ def console() -> Console:
 
 def me() -> Operator:
     return g.me
-
-
-def client_address(remote: str | None, forwarded: str | None, trusted: list) -> str:
-    """The browser's address: X-Forwarded-For is believed only from a configured front proxy."""
-    addr = remote or "-"
-    if not forwarded or not trusted:
-        return addr
-    try:
-        if not any(ipaddress.ip_address(addr) in net for net in trusted):
-            return addr
-    except ValueError:
-        return addr
-    # The right-most address not of a trusted proxy is the client.
-    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-        try:
-            ip = ipaddress.ip_address(hop)
-        except ValueError:
-            return addr
-        if not any(ip in net for net in trusted):
-            return str(ip)
-    return addr
 
 
 def record(action: str, *, target: str | None = None, outcome: str = "ok", **detail) -> None:

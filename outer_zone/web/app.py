@@ -10,38 +10,28 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import time
-from datetime import timedelta
 
-from flask import Flask, g, redirect, request, session, url_for
+from flask import Flask, g, request, session
 from flask.wrappers import Request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from tgw_common.config import Config
 from tgw_common.reasons import Refusal
+from tgw_common.web import headers, requestlog
+from tgw_common.web.cookies import session_settings
+from tgw_common.web.redirects import forced_password_change, to_login
 
 from .. import audit
-from ..netaccess import client_address, ip_allowed, parse_networks
-from ..portal import Portal, load_secret_key
+from ..netaccess import ip_allowed
+from ..portal import Portal
 from ..status import certificate_warnings
 from .helpers import portal, refusal_json, refusal_page, refuse, register_filters, wants_json
 
 log = logging.getLogger("outer_zone.access")
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    # same-origin (not no-referrer): flask-wtf checks the Referer of HTTPS form posts.
-    "Referrer-Policy": "same-origin",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-}
+# The portal is on the internet: HSTS always (the console's depends on its cookie setting).
+HSTS = {"Strict-Transport-Security": "max-age=31536000; includeSubDomains"}
 # Reachable without a session. Everything else needs one (the API authenticates per request).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.login_post"}
 FORM_BYTES = 256 * 1024  # any form but the upload: small
@@ -65,19 +55,10 @@ def create_app(config: Config, *, portal_obj: Portal | None = None, background: 
     app.request_class = OuterRequest
     app.json.ensure_ascii = False
     app.config.update(
-        SECRET_KEY=load_secret_key(cfg.secret_key_file),
-        # __Host- cookies must be Secure, path=/ and host-only: browsers enforce what we promise.
-        SESSION_COOKIE_NAME="__Host-tgw-outer" if cfg.cookie_secure else "tgw-outer",
-        SESSION_COOKIE_SECURE=cfg.cookie_secure,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Strict",
-        PERMANENT_SESSION_LIFETIME=timedelta(minutes=cfg.session_timeout_minutes),
+        **session_settings(cfg, "tgw-outer"),
         MAX_CONTENT_LENGTH=FORM_BYTES,
         MAX_FORM_MEMORY_SIZE=64 * 1024,
         MAX_FORM_PARTS=40,
-        WTF_CSRF_TIME_LIMIT=cfg.session_max_hours * 3600,
-        WTF_CSRF_SSL_STRICT=True,
-        TRUSTED_PROXIES=parse_networks(cfg.trusted_proxies),
     )
     app.extensions["tgw_outer"] = the_portal
     register_filters(app)
@@ -112,9 +93,7 @@ def _body_limit() -> None:
 def _register_hooks(app: Flask) -> None:
     @app.before_request
     def settle_client():
-        g.started = time.monotonic()
-        g.ip = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                              app.config["TRUSTED_PROXIES"])
+        requestlog.begin()
         g.who = None
         _body_limit()
 
@@ -129,7 +108,7 @@ def _register_hooks(app: Flask) -> None:
             refusal = refuse("UNAUTHENTICATED", "請先登入 / please sign in")
             if wants_json() or request.mimetype == "application/octet-stream":
                 return refusal_json(refusal)
-            return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+            return to_login()
         if not ip_allowed(the_portal.engine, who.agency, g.ip):
             audit.record(the_portal.engine, "ip_refused", actor=who.username, agency=who.agency, ip=g.ip,
                          outcome="refused", reason="IP_NOT_ALLOWED", path=request.path)
@@ -137,9 +116,7 @@ def _register_hooks(app: Flask) -> None:
                                                f"is not on agency {who.agency}'s allow-list")
             return refusal_json(refusal) if wants_json() else refusal_page(refusal)
         g.who = who
-        if who.must_change_password and request.endpoint not in ("auth.password", "auth.logout"):
-            return redirect(url_for("auth.password"))
-        return None
+        return forced_password_change(who.must_change_password)
 
     @app.context_processor
     def page_context():
@@ -150,15 +127,9 @@ def _register_hooks(app: Flask) -> None:
 
     @app.after_request
     def secure_headers(response):
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.endpoint != "static":
-            response.headers["Cache-Control"] = "no-store"
-        elapsed = time.monotonic() - g.get("started", time.monotonic())
+        headers.secure(response, HSTS)
         who = g.get("who")
-        log.info("request", extra={"method": request.method, "path": request.path, "status": response.status_code,
-                                   "ip": g.get("ip"), "user": who.username if who else None,
-                                   "ms": round(elapsed * 1000, 1)})
+        requestlog.log_request(log, response, who.username if who else None)
         return response
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from outer_zone.netaccess import UNKNOWN, client_address
+from tgw_common.web.clientaddr import UNKNOWN, client_address
 
 from .conftest import A1, bearer, make_env
 

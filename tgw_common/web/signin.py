@@ -1,0 +1,128 @@
+"""Sign-in bookkeeping both apps keep alike: lockout after wrong passwords, server-side sessions.
+
+The cookie holds only a random key; the session row is keyed by its SHA-256, so a stolen
+database does not hand out live cookies. Idle and maximum age are checked on every request
+and everything lives in the database, so lockout and timeouts hold across gunicorn workers
+and restarts.
+
+A zone's SignIn subclasses SignInBase and names its two tables; it keeps what differs: how
+the user is found (the portal also checks the agency and its allow-list), what is audited,
+the texts of its refusals, and what a live session resolves to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session
+
+from tgw_common.config import ConsoleConfig, OuterConfig
+from tgw_common.db import transaction, utcnow
+
+from .passwords import hash_password, needs_rehash, verify_password
+
+# Writing last_seen on every click would make each page view a write; this is precise enough.
+TOUCH_EVERY = timedelta(seconds=15)
+MAX_KEY_LENGTH = 100  # token_urlsafe(32) is 43 characters; anything far longer is not ours
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def locked_message(until: datetime) -> str:
+    return f"帳號已鎖定至 {until:%Y-%m-%d %H:%M} UTC / the account is locked until {until:%Y-%m-%d %H:%M} UTC"
+
+
+def lockout_message(minutes: int) -> str:
+    return f"密碼錯誤次數過多，帳號鎖定 {minutes} 分鐘 / too many wrong passwords: locked for {minutes} minutes"
+
+
+class SignInBase:
+    # Columns used: id, password_hash, active, failed_logins, locked_until, last_login_at.
+    user_model: ClassVar[Any]
+    # Columns used: key_hash, user_id, ip, created_at, last_seen_at, ended_at.
+    session_model: ClassVar[Any]
+
+    def __init__(self, engine: Engine, cfg: OuterConfig | ConsoleConfig) -> None:
+        self.engine = engine
+        self.cfg = cfg
+
+    # --- passwords and lockout
+    def _check_password(self, user, password: str) -> tuple[bool, bool]:
+        """(password right, account locked by this very attempt).
+
+        `user` may be None (unknown): the hash is still checked, so timing does not tell.
+        """
+        ok = verify_password(user.password_hash if user is not None else None, password)
+        locked = self._count_failure(user.id) if user is not None and not ok else False
+        return ok, locked
+
+    def _count_failure(self, user_id: int) -> bool:
+        """One more wrong password; True when this one locks the account."""
+        users = self.user_model
+        with transaction(self.engine) as s:
+            # An UPDATE ... SET n = n + 1, not read-then-write: two workers may count at once.
+            s.execute(update(users).where(users.id == user_id).values(failed_logins=users.failed_logins + 1))
+            row = s.get(users, user_id)
+            s.refresh(row)
+            if row.failed_logins >= self.cfg.lockout_attempts:
+                row.failed_logins = 0
+                row.locked_until = utcnow() + timedelta(minutes=self.cfg.lockout_minutes)
+                return True
+        return False
+
+    # --- sessions
+    def _open_session(self, s: Session, row, password: str, ip: str, now: datetime) -> str:
+        """After a right password: clear the failure count, upgrade an old hash, and start a
+        session; returns the key for the cookie."""
+        row.failed_logins, row.locked_until, row.last_login_at = 0, None, now
+        if needs_rehash(row.password_hash):
+            row.password_hash = hash_password(password)
+        key = secrets.token_urlsafe(32)
+        s.add(self.session_model(key_hash=key_hash(key), user_id=row.id, ip=ip, created_at=now, last_seen_at=now))
+        return key
+
+    def _session_row(self, s: Session, key: str | None):
+        """The row of a session that has not ended, or None."""
+        if not key or len(key) > MAX_KEY_LENGTH:
+            return None
+        row = s.get(self.session_model, key_hash(key))
+        if row is None or row.ended_at is not None:
+            return None
+        return row
+
+    def _expiry(self, row, now: datetime) -> str | None:
+        """Why the session is over by time ("idle", "max_age"), or None while it is not."""
+        if now - row.last_seen_at > timedelta(minutes=self.cfg.session_timeout_minutes):
+            return "idle"
+        if now - row.created_at > timedelta(hours=self.cfg.session_max_hours):
+            return "max_age"
+        return None
+
+    @staticmethod
+    def _touch(row, now: datetime) -> None:
+        if now - row.last_seen_at > TOUCH_EVERY:
+            row.last_seen_at = now
+
+    def end(self, key: str | None) -> None:
+        if not key:
+            return
+        with transaction(self.engine) as s:
+            row = s.get(self.session_model, key_hash(key))
+            if row is not None and row.ended_at is None:
+                row.ended_at = utcnow()
+
+    def end_all(self, user_id: int, *, keep: str | None = None) -> None:
+        """Sign a user out everywhere (password changed or reset, account disabled), optionally
+        but the one session that made the change."""
+        sessions = self.session_model
+        with transaction(self.engine) as s:
+            q = update(sessions).where(sessions.user_id == user_id, sessions.ended_at.is_(None))
+            if keep:
+                q = q.where(sessions.key_hash != key_hash(keep))
+            s.execute(q.values(ended_at=utcnow()))
