@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-import xmlrpc.client
+# Only the local supervisord is asked (its unix socket or loopback), never an untrusted server.
+import xmlrpc.client  # nosec B411
 from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
