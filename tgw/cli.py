@@ -45,11 +45,14 @@ def _register() -> None:
     from inner_zone.cli import inner
     from monitoring.cli import monitor
     from outer_zone.cli import outer
+    from tgw.appliance.cli import appliance, down, status, up
     from tgw.commands import agency, demo_data, envelope, pki, registry
     from transfer.cli import transfer
 
     for group in (pki, agency, demo_data, envelope, registry, outer, transfer, inner, monitor):
         main.add_command(group)
+    for command in (up, down, status, appliance):  # the whole gateway on one machine (docs/appliance.md)
+        main.add_command(command)
 
 
 _register()

@@ -20,7 +20,7 @@ _TAIPEI = dt.timezone(dt.timedelta(hours=8))
 
 @click.group(name="demo-data")
 def demo_data() -> None:
-    """示範資料 / Demo data: documents and (later) whole envelopes."""
+    """示範資料 / Demo data: documents and whole envelopes."""
 
 
 @demo_data.command(name="documents")
@@ -71,3 +71,49 @@ def documents(agency: str, count: int, out_dir: Path, seed: int | None, kinds: t
         dest = out_dir / "manifest.json"
         write_atomic(dest, (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
         click.echo(str(dest))
+
+
+@demo_data.command(name="envelopes")
+@click.option("--pki", "pki_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="示範憑證資料夾 / a folder written by `tgw pki demo` (for `tgw up`: DIR/pki).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="輸出資料夾 / folder for the envelopes and expected.json (created if missing).")
+@click.option("--count", type=click.IntRange(1, 100_000), default=20, show_default=True,
+              help="信封數 / number of envelope files.")
+@click.option("--agency", default=None,
+              help="只用此機關 / only this agency (default: every agency of the PKI in turn).")
+@click.option("--bad-fraction", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="錯誤信封比例 / share of bad envelopes (at least one valid envelope is always kept).")
+@click.option("--seed", type=int, default=None,
+              help="亂數種子 / random seed: the same seed gives the same mix and documents. Default: random, "
+                   "printed on stderr. Use a new seed for each batch sent to one gateway.")
+@operational
+def envelopes(pki_dir: Path, out_dir: Path, count: int, agency: str | None, bad_fraction: float,
+              seed: int | None) -> None:
+    """產生示範信封與預期結果 / Write envelopes (valid and bad) and expected.json.
+
+    \b
+    Bad ones: tampered bytes, truncated, trailing bytes, empty, revoked / unregistered /
+    untrusted / wrong-role / other agency's releaser, release signed in the future,
+    expired / unregistered / wrong-usage / other agency's approver, one approval, the
+    same approver twice, sealed for someone else, bad documents (every code of
+    `tgw demo-data documents --bad`), a replayed envelope id, a voucher loaded before,
+    the same file uploaded twice. expected.json says for each file: loaded, or refused
+    by which zone (outer: HTTP status at upload; inner: quarantine) with which reason.
+    Exit 0 on success, 2 for bad arguments, 3 if the files cannot be written.
+    """
+    from tgw.appliance.envelopes import build_batch, write_batch
+
+    if agency is not None and not _AGENCY.fullmatch(agency):
+        raise UsageProblem(f"--agency {agency!r}: 機關代號須為 4-12 位數字或大寫字母 / must be 4-12 digits or capital letters")
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+        click.echo(f"seed: {seed}", err=True)
+    try:
+        items = build_batch(pki_dir, count, agency=agency, bad_fraction=bad_fraction, seed=seed)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    path = write_batch(items, out_dir, seed=seed, pki_dir=pki_dir)
+    summary = json.loads(path.read_text(encoding="utf-8"))["counts"]
+    click.echo(f"wrote {summary['files']} envelopes to {out_dir}: {summary['loaded']} to be loaded, "
+               f"{summary['refused_outer']} refused at upload, {summary['refused_inner']} quarantined; see {path}")

@@ -1,0 +1,179 @@
+"""Talking to a running appliance as an agency and as an operator would.
+
+`upload()` is an agency's API call (bearer token, the envelope as the body); `trace()`
+reads one envelope's provenance from both zones' databases, which on one box are both at
+hand; `outcome()` says where an envelope ended up: loaded, quarantined, or still on its way.
+The end-to-end test and the benchmark use these, and so does `tgw appliance upload`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import or_, select
+
+from tgw_common.config import load_config
+from tgw_common.db import make_engine, transaction
+from tgw_common.events import EventRow
+
+from .layout import Layout
+from .provision import read_credentials
+
+# Where an envelope stops: the inner runner's last word on it.
+FINAL = {"loaded", "quarantined", "duplicate"}
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+    seconds: float
+
+    @property
+    def tracking_id(self) -> str | None:
+        return self.body.get("tracking_id")
+
+
+class Portal:
+    """A keep-alive HTTP connection to the outer API, one per thread."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = 60) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.token = token
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def upload(self, data: bytes) -> Answer:
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/pkcs7-mime",
+                   "Content-Length": str(len(data))}
+        for attempt in (1, 2):  # a keep-alive connection the server closed meanwhile is opened again once
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            started = time.monotonic()
+            try:
+                self._conn.request("POST", "/api/v1/envelopes", body=data, headers=headers)
+                answer = self._conn.getresponse()
+                raw = answer.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt == 2:
+                    raise
+                continue
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                body = {"raw": raw[:500].decode("utf-8", "replace")}
+            if answer.getheader("Connection", "").lower() == "close":
+                self.close()
+            return Answer(answer.status, body, time.monotonic() - started)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def portal_for(layout: Layout, agency: str) -> Portal:
+    creds = read_credentials(layout)
+    try:
+        token = creds["agencies"][agency]["token"]
+    except KeyError:
+        raise KeyError(f"{layout.credentials_file} has no token for agency {agency}") from None
+    return Portal(creds["portal"], token)
+
+
+class Zones:
+    """Both zones' databases of one appliance, for reading provenance."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.engines = {zone: make_engine(load_config(path).database.url)
+                        for zone, path in (("outer", layout.outer_config), ("inner", layout.inner_config))}
+
+    def trace(self, *, sha256: str | None = None, tracking_id: str | None = None) -> list[dict[str, Any]]:
+        """Every event of one envelope in both zones, in time order."""
+        conds = []
+        if sha256:
+            conds.append(EventRow.sha256 == sha256)
+        if tracking_id:
+            conds.append(EventRow.tracking_id == tracking_id)
+        if not conds:
+            return []
+        events = []
+        for engine in self.engines.values():
+            with transaction(engine) as s:
+                events += [r.as_dict() for r in s.scalars(select(EventRow).where(or_(*conds)))]
+        return sorted(events, key=lambda e: e["at"])
+
+    def finals(self, tracking_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """The inner runner's final event per tracking id, for those that have one."""
+        out: dict[str, dict[str, Any]] = {}
+        ids = list(tracking_ids)
+        with transaction(self.engines["inner"]) as s:
+            for i in range(0, len(ids), 500):
+                rows = s.scalars(select(EventRow).where(EventRow.hop == "inner-runner",
+                                                        EventRow.event.in_(FINAL),
+                                                        EventRow.tracking_id.in_(ids[i:i + 500]))
+                                 .order_by(EventRow.id))
+                for r in rows:
+                    out.setdefault(r.tracking_id, r.as_dict())
+        return out
+
+    def wait_final(self, tracking_ids: set[str], *, timeout: float, poll: float = 0.5) -> dict[str, dict[str, Any]]:
+        """Until every tracking id has its final event, or the timeout; returns those found."""
+        deadline = time.monotonic() + timeout
+        found: dict[str, dict[str, Any]] = {}
+        while True:
+            missing = tracking_ids - set(found)
+            if missing:
+                found.update(self.finals(missing))
+            if tracking_ids <= set(found) or time.monotonic() > deadline:
+                return found
+            time.sleep(poll)
+
+
+def describe(events: list[dict[str, Any]]) -> list[str]:
+    return [f"{e['at'][11:23]}  {e['zone']:<5} {e['hop']:<17} {e['event']:<11} {e.get('reason') or ''}".rstrip()
+            for e in events]
+
+
+def read_expected(folder: Path) -> dict[str, dict[str, Any]]:
+    """expected.json of a `tgw demo-data envelopes` folder, by file name ({} when there is none)."""
+    try:
+        data = json.loads((folder / "expected.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {f["file"]: f for f in data.get("files", [])}
+
+
+def inner_reason(zones: Zones, tracking_id: str) -> str | None:
+    """The reason the inner runner refused an envelope with (its last `refused` event)."""
+    refused = [e for e in zones.trace(tracking_id=tracking_id) if e["hop"] == "inner-runner" and e["event"] == "refused"]
+    return refused[-1]["reason"] if refused else None
+
+
+def judge(expect: dict[str, Any], answer: Answer, final: dict[str, Any] | None, reason: str | None) -> str | None:
+    """None when an envelope ended as expected.json says, else what differs."""
+    if expect["expect"] == "loaded":
+        if answer.status != 202:
+            return f"expected loaded, refused at upload {answer.status} {answer.body.get('reason')}"
+        if final is None or final["event"] != "loaded":
+            return f"expected loaded, got {final['event'] if final else 'nothing yet'} {reason or ''}".rstrip()
+        return None
+    if expect["zone"] == "outer":
+        if answer.status != expect["http_status"] or answer.body.get("reason") != expect["reason"]:
+            return (f"expected {expect['http_status']} {expect['reason']} at upload, "
+                    f"got {answer.status} {answer.body.get('reason')}")
+        return None
+    if answer.status != 202:
+        return f"expected quarantine {expect['reason']}, refused at upload {answer.status} {answer.body.get('reason')}"
+    if final is None or final["event"] != "quarantined" or reason != expect["reason"]:
+        return f"expected quarantine {expect['reason']}, got {final['event'] if final else 'nothing yet'} {reason or ''}"
+    return None

@@ -1,0 +1,162 @@
+"""First-run set-up of an appliance: demo PKI, databases, signer registries, agency accounts.
+
+Every step can be repeated: a step already done is skipped, so a `tgw up` interrupted at
+any point (kill -9 included) is finished by the next one. The credentials are written
+once per agency and kept; an agency whose credentials never reached the file (a crash
+between creating the user and writing the file) gets a fresh password and token, and its
+earlier tokens are revoked, because nobody can know them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tgw_common.config import load_config
+from tgw_common.db import create_tables, make_engine, transaction
+from tgw_common.registry import SignerRegistry
+from tgw_common.spool import fsync_dir
+
+from .layout import Layout
+
+LOOPBACK = "127.0.0.1/32"
+
+
+def ensure_pki(layout: Layout, *, agencies: int) -> bool:
+    """The demo PKI in DIR/pki; True if it was created now. pki.json is its last file: without it, start over."""
+    if (layout.pki / "pki.json").is_file():
+        return False
+    from tgw_common.pki.demo import build_demo_pki
+
+    build_demo_pki(layout.pki, agencies=agencies)
+    return True
+
+
+def prepare_databases(layout: Layout) -> None:
+    """Tables of both zones and the demo registry in BOTH databases (each zone checks signers itself)."""
+    from inner_zone.dbsetup import upgrade
+    from outer_zone import models  # noqa: F401 - registers the outer tables for create_tables
+
+    registry_file = layout.pki / "registry.yaml"
+    for config_path in (layout.outer_config, layout.inner_config):
+        config = load_config(config_path)
+        engine = make_engine(config.database.url)
+        create_tables(engine)
+        SignerRegistry(engine).import_file(registry_file)  # entries already there are skipped
+        if config.node.zone == "inner":
+            upgrade(engine, "head")
+
+
+def agency_names(layout: Layout) -> dict[str, str]:
+    summary = json.loads((layout.pki / "pki.json").read_text(encoding="utf-8"))
+    return {code: info.get("name") or code for code, info in summary["agencies"].items()}
+
+
+def read_credentials(layout: Layout) -> dict[str, Any]:
+    try:
+        return json.loads(layout.credentials_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Like write_atomic, but the file is 0600 from its first byte (never briefly world-readable)."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def ensure_accounts(layout: Layout, *, portal_url: str) -> dict[str, Any]:
+    """For each demo agency: the agency, allow-list 127.0.0.1/32, a releaser user and an API token."""
+    from outer_zone import audit
+    from outer_zone.accounts import (
+        AccountError,
+        add_agency,
+        add_user,
+        allow_networks,
+        create_token,
+        find_user,
+        generate_password,
+        revoke_tokens,
+        set_password,
+    )
+
+    config = load_config(layout.outer_config)
+    engine = make_engine(config.database.url)
+    creds = read_credentials(layout)
+    creds.setdefault("agencies", {})
+    creds["portal"] = portal_url
+    who, where = audit.cli_actor()
+    actor = f"{who}(tgw up)"
+    for code, name in agency_names(layout).items():
+        if code in creds["agencies"]:
+            continue
+        try:
+            add_agency(engine, code, name)
+            audit.record(engine, "agency_added", actor=actor, agency=code, ip=where, target=code, name=name)
+        except AccountError:
+            pass  # added by an earlier, interrupted run
+        added = allow_networks(engine, code, [LOOPBACK])
+        if added:
+            audit.record(engine, "agency_ip_allowed", actor=actor, agency=code, ip=where, target=code, networks=added)
+        username = f"{code.lower()}-releaser"
+        password = generate_password()
+        with transaction(engine) as s:
+            try:
+                user = find_user(s, username)
+                # An earlier run created the user but its password never reached the file.
+                set_password(s, user, password, must_change=False, min_length=len(password))
+                audit.record(s, "cli_password_set", actor=actor, agency=code, ip=where, target=username)
+            except AccountError:
+                add_user(s, agency=code, username=username, roles=["releaser"], password=password,
+                         display_name=f"{name} 放行人", must_change=False, min_length=len(password))
+                audit.record(s, "cli_user_added", actor=actor, agency=code, ip=where, target=username,
+                             roles=["releaser"])
+        stale = revoke_tokens(engine, username=username)
+        if stale:
+            audit.record(engine, "token_revoked", actor=actor, ip=where, target=username, tokens=stale)
+        token_id, token = create_token(engine, username, "tgw up (appliance demo)")
+        audit.record(engine, "token_created", actor=actor, ip=where, target=username, token_id=token_id,
+                     label="tgw up (appliance demo)")
+        creds["agencies"][code] = {"name": name, "username": username, "password": password, "token": token,
+                                   "token_id": token_id, "allow": [LOOPBACK]}
+        write_secret(layout.credentials_file, (json.dumps(creds, ensure_ascii=False, indent=2) + "\n").encode())
+    if not layout.credentials_file.exists() or read_credentials(layout).get("portal") != portal_url:
+        write_secret(layout.credentials_file, (json.dumps(creds, ensure_ascii=False, indent=2) + "\n").encode())
+    return creds
+
+
+def ensure_console_account(layout: Layout, *, console_url: str) -> dict[str, Any]:
+    """An administrator of the inner operator console (when it is installed), in the same file."""
+    from inner_zone.console.accounts import AccountError, add_user, generate_password, reset_password
+    from inner_zone.console.audit import cli_actor
+    from inner_zone.console.models import create_tables as create_console_tables
+
+    creds = read_credentials(layout)
+    if "console" in creds:
+        if creds["console"].get("url") != console_url:
+            creds["console"]["url"] = console_url
+            write_secret(layout.credentials_file, (json.dumps(creds, ensure_ascii=False, indent=2) + "\n").encode())
+        return creds
+    config = load_config(layout.inner_config)
+    engine = make_engine(config.database.url)
+    create_console_tables(engine)
+    username, password = "console-admin", generate_password()
+    who, where = cli_actor()
+    try:
+        add_user(engine, username=username, role="administrator", password=password, display_name="一機裝置管理者",
+                 must_change=False, min_length=len(password), actor=f"{who}(tgw up)", where=where)
+    except AccountError:  # created by an earlier, interrupted run whose password never reached the file
+        reset_password(engine, username, password, must_change=False, min_length=len(password),
+                       actor=f"{who}(tgw up)", where=where)
+    creds["console"] = {"url": console_url, "username": username, "password": password, "role": "administrator"}
+    write_secret(layout.credentials_file, (json.dumps(creds, ensure_ascii=False, indent=2) + "\n").encode())
+    return creds
