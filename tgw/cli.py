@@ -25,6 +25,7 @@ Parts:
   transfer   the one-way link: sender, receiver, lossy relay, gaps, resend
   inner      the intranet runner, quarantine, operator console
   monitor    health checks, alert e-mails, metrics
+  appliance  the one-box appliance's helpers (upload, trace, SMTP sink)
 
 \b
 Exit codes: 0 done; 1 refused (the answer is no); 2 usage or config error;
