@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
 from datetime import timedelta
 
-import psycopg
 import pytest
 
 from monitoring.engine import MonitorEngine
@@ -16,26 +14,6 @@ from .mkit import TGW, beat, load, write_monitor_config
 from .test_monitor_engine import MONDAY_10
 
 pytestmark = pytest.mark.postgres
-
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_url():
-    schema = f"tgw_mon_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(SERVER, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required for this test: {exc}")
-    # Every connection of the engine works in the test's own schema.
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    from tgw_common.db import dispose_engines
-
-    dispose_engines()
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
 
 def test_alert_log_and_history_on_postgres(tmp_path, smtp, pg_url):
     kw = {"daemons": ["inner-runner"], "pending_seconds": 10, "heartbeat_timeout_seconds": 30}

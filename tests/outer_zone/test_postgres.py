@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import threading
-import uuid
 
-import psycopg
 import pytest
 
 from .conftest import A1, bearer, outer_config
 
 pytestmark = pytest.mark.postgres
-
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_url():
-    schema = f"tgw_outer_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(SERVER, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required for this test: {exc}")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    from tgw_common.db import dispose_engines
-
-    dispose_engines()
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
 
 def test_upload_replay_and_status_on_postgres(tmp_path, demo_pki, pg_url, envelopes):
     import yaml
