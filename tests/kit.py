@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import socket
 import stat
+import time
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -191,6 +193,25 @@ def write_config(folder: Path, pki: Path, *, db_url: str | None = None, **sectio
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
     return path
+
+
+def wait_until(pred, timeout: float, what: str, step: float = 0.05):
+    """Poll `pred` until it returns something true (returned) or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(step)
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 that was free a moment ago (TCP by default, SOCK_DGRAM for UDP)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def later(days: float) -> datetime:

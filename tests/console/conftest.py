@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -20,18 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.inner_zone.ikit import cli, envelope, make_zone, wait_until
+from tests.kit import free_port
 
 TGW = str(Path(sys.executable).with_name("tgw"))
 PASSWORD = "Console-pass-42"
 USERS = {"ada": "administrator", "otto": "operator", "vera": "viewer"}
 A1, A2 = "A10001", "A10002"
 MISSING = ("A10002", "accountant")  # not in the zone's registry at the start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

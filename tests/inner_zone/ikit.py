@@ -8,14 +8,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.kit import Kit, write_config
+from tests.kit import (
+    Kit,
+    wait_until,  # noqa: F401 - re-exported for the tests
+    write_config,
+)
 from tgw_common.documents import KINDS, generate_documents
 from tgw_common.documents.demo import encode
 
@@ -125,17 +127,6 @@ def cli(*args: str) -> tuple[int, str]:
 def process_json(zone: Zone, path: Path, *extra: str) -> tuple[int, dict]:
     code, out = cli("inner", "process", str(path), "--config", str(zone.config), "--json", *extra)
     return code, json.loads(out)
-
-
-def wait_until(pred: Callable[[], object], timeout: float, what: str, step: float = 0.05) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(step)
 
 
 class RunnerProc:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
-import time
-from collections.abc import Callable
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -15,6 +12,7 @@ from pathlib import Path
 import yaml
 from aiosmtpd.controller import Controller
 
+from tests.kit import free_port, wait_until  # noqa: F401 - re-exported for the tests
 from tgw_common.config import Config, load_config
 from tgw_common.db import transaction
 from tgw_common.events import DaemonStatusRow
@@ -24,23 +22,6 @@ TGW = str(Path(sys.executable).with_name("tgw"))
 # Host-resource checks look at the real machine (shared, sometimes busy): tests that count
 # mails switch them off so only the condition under test can fire (test_monitor_checks covers them).
 QUIET_HOST = {"disabled_checks": ["disk", "memory", "cpu"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(pred: Callable[[], object], timeout: float, what: str, step: float = 0.05) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(step)
 
 
 class Sink:

@@ -11,17 +11,16 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.kit import free_port, wait_until
 
 TGW = str(Path(sys.executable).with_name("tgw"))
 PASSWORD = "Correct-horse-42"
@@ -258,23 +257,6 @@ def bearer(token: str) -> dict:
 
 
 # --- a real gunicorn
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(pred: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-
-
 class Server:
     """`tgw outer serve` as a real process group (gunicorn master and workers)."""
 

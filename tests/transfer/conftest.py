@@ -15,32 +15,19 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 
-TGW = str(Path(sys.executable).with_name("tgw"))
+from tests.kit import free_port, wait_until
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port(socket.SOCK_DGRAM)
 
-
-def wait_until(pred: Callable[[], object], timeout: float, what: str, step: float = 0.1) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(step)
+TGW = str(Path(sys.executable).with_name("tgw"))
 
 
 class Proc:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as pv
 
@@ -62,7 +63,7 @@ class TrustStore:
         self.stale_crl = stale_crl
         self._anchor_asn1 = [asn1_x509.Certificate.load(der(c)) for c in anchors]
         self._intermediate_asn1 = [asn1_x509.Certificate.load(der(c)) for c in intermediates]
-        self._crl_der = [c.public_bytes(_DER) for c in self.crls]
+        self._crl_der = [c.public_bytes(Encoding.DER) for c in self.crls]
         self._crl_next_update = {c.issuer.public_bytes(): c.next_update_utc for c in self.crls}
         self._cache: dict[tuple[str, tuple[str, ...]], ValidatedPath] = {}
         self._lock = threading.Lock()
@@ -102,7 +103,7 @@ class TrustStore:
             if cached is None or not (cached.valid_until > moment):
                 cached = self._validate_path(cert, layer=layer, moment=moment, extra_certs=list(extra_certs))
                 self._cache[key] = cached
-            elif moment < _earliest_not_before(cached.certificates):
+            elif moment < _path_valid_from(cached.certificates):
                 cached = self._validate_path(cert, layer=layer, moment=moment, extra_certs=list(extra_certs))
         _check_key_usage(cert, layer)
         for c in cached.certificates:
@@ -148,7 +149,8 @@ class TrustStore:
         return ValidatedPath(certificates=tuple(reversed(certs)), valid_until=min(limits))
 
 
-def _earliest_not_before(certs: Iterable[x509.Certificate]) -> datetime:
+def _path_valid_from(certs: Iterable[x509.Certificate]) -> datetime:
+    """A cached path holds only from the latest notBefore on it."""
     return max(c.not_valid_before_utc for c in certs)
 
 
@@ -166,7 +168,3 @@ def _cn(cert: x509.Certificate) -> str:
 
     return f'"{common_name(cert.subject)}"'
 
-
-from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
-
-_DER = Encoding.DER
