@@ -9,8 +9,6 @@ import click
 from tgw_common.cli_support import EXIT_REFUSED, UsageProblem, config_option, emit_json, load, operational
 from tgw_common.web.actor import os_user
 
-from .intake import HOP
-
 
 def _open(config_path: str):
     from .context import open_inner
@@ -44,7 +42,10 @@ def list_(config_path: str, show_all: bool, as_json: bool) -> None:
         click.echo("隔離區是空的 / quarantine is empty")
         return
     for e in entries:
-        missing = "" if e.get("file_present") or e["status"] == "retried" else "  [file missing]"
+        if e.get("set_aside_path"):
+            missing = f"  [set aside in {e['set_aside_path']}]"
+        else:
+            missing = "" if e.get("file_present") or e["status"] == "retried" else "  [file missing]"
         click.echo(f"{e['id']:<28} {e['status']:<8} {e['reason']:<24} {e['layer']:<10} "
                    f"{(e.get('quarantined_at') or '')[:19]}  {e.get('agency') or '-'}{missing}")
         click.echo(f"    {e['message'][:160]}")
@@ -70,6 +71,8 @@ def show(qid: str, config_path: str, as_json: bool) -> None:
                 "sha256", "size_bytes", "original_name", "tries", "first_seen_at", "quarantined_at", "updated_at",
                 "times_quarantined", "file_present", "folder"):
         click.echo(f"{key:<18} {entry.get(key)}")
+    if entry.get("set_aside_path"):
+        click.echo(f"{'set_aside_path':<18} {entry['set_aside_path']}")
     if entry.get("detail"):
         click.echo(f"{'detail':<18} {json.dumps(entry['detail'], ensure_ascii=False)}")
     for a in entry.get("actions", []):
@@ -103,6 +106,7 @@ def _each(config_path: str, ids: tuple[str, ...], act) -> None:
 @operational
 def retry(ids: tuple[str, ...], config_path: str, note: str | None) -> None:
     """放回 inbound 佇列重新處理 / Put entries back into the inbound queue to be judged again."""
+    from .intake import HOP
     from .quarantine import retry_entry
 
     by = os_user()
@@ -118,6 +122,7 @@ def reject(ids: tuple[str, ...], config_path: str, note: str) -> None:
     """結案：不再處理，檔案保留供稽核 / Close entries for good; files are kept for audit."""
     if not note.strip():
         raise UsageProblem("--note must say why the envelope is rejected")
+    from .intake import HOP
     from .quarantine import reject_entry
 
     by = os_user()

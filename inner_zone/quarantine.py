@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tgw_common.db import utcnow
+from tgw_common.db import transaction, utcnow
 from tgw_common.reasons import REASONS
-from tgw_common.spool import fsync_dir, write_atomic
+from tgw_common.spool import fsync_dir, move_durably, write_atomic
 
+from . import fileops
 from .fileops import move_file, place_file
 
 if TYPE_CHECKING:
@@ -73,12 +76,15 @@ class Quarantine:
         data = json.dumps(entry, ensure_ascii=False, indent=2, default=str).encode()
         write_atomic(folder / f"{entry['id']}.json", data, tmp_dir=folder / ".tmp")
 
-    def choose_id(self, stem: str, sha256: str) -> str:
-        """The entry ID for an envelope: its stem, unless another envelope owns that."""
+    def choose_id(self, stem: str, sha256: str | None) -> str:
+        """The entry ID for an envelope: its stem, unless another envelope owns that.
+
+        A file that could not be read has no SHA-256 to recognise it by: it gets a fresh ID.
+        """
         candidate, n = stem, 1
         while True:
             found = self._find(candidate)
-            if found is None or found[1].get("sha256") == sha256:
+            if found is None or (sha256 is not None and found[1].get("sha256") == sha256):
                 return candidate
             n += 1
             candidate = f"{stem}-{n}"
@@ -93,10 +99,57 @@ class Quarantine:
             raise ValueError(f"a refused envelope is filed as open or held, not {status!r}")
         qid = self.choose_id(tracking_id, sha256)
         previous = self._find(qid)
-        earlier = previous[1] if previous else {}
+        entry = self._entry(qid, previous[1] if previous else {}, name=name, sha256=sha256, size=size,
+                            tracking_id=tracking_id, status=status, reason=reason, layer=layer, message=message,
+                            detail=detail, events=events, first_seen_at=first_seen_at, tries=tries,
+                            envelope_id=envelope_id, agency=agency)
+        folder = self._dir_for(status)
+        self._write(folder, entry)
+        place_file(src, folder / entry["file"], keep_source=keep_source)
+        if previous and previous[0] != folder:
+            # The entry moved between quarantine and held: drop the stale copy of its JSON.
+            (previous[0] / f"{qid}.json").unlink(missing_ok=True)
+            fsync_dir(previous[0])
+        return entry
+
+    def put_unreadable(self, src: Path, *, name: str, tracking_id: str, message: str, detail: dict[str, Any],
+                       events: list[dict[str, Any]], first_seen_at: datetime, tries: int,
+                       set_aside: Callable[[], Path]) -> dict[str, Any]:
+        """File what cannot be read as an envelope (so it has no SHA-256) as an open POISON entry.
+
+        Only a regular file is kept here, moved by a rename (a copy would have to read it).
+        Anything else, whose readers could block (a FIFO) or be sent elsewhere (a link), or a
+        file the rename cannot move, is left to `set_aside` (the spool's .bad/), and the
+        entry says where it went (`set_aside_path`, `file` null).
+        """
+        qid = self.choose_id(tracking_id, None)
+        try:
+            st = os.lstat(src)
+        except OSError:
+            st = None
+        regular = st is not None and stat.S_ISREG(st.st_mode)
+        entry = self._entry(qid, {}, name=name, sha256=None, size=st.st_size if regular else None,
+                            tracking_id=tracking_id, status=OPEN, reason="POISON", layer="intake", message=message,
+                            detail=detail, events=events, first_seen_at=first_seen_at, tries=tries)
+        folder = self.dirs["quarantine"]
+        if regular:
+            self._write(folder, entry)
+            try:
+                move_durably(src, folder / entry["file"])
+                return entry
+            except OSError as exc:
+                entry["detail"] = {**detail, "quarantine_move_error": str(exc)}
+        entry.update(file=None, set_aside_path=str(set_aside()))
+        self._write(folder, entry)
+        return entry
+
+    def _entry(self, qid: str, earlier: dict[str, Any], *, name: str, sha256: str | None, size: int | None,
+               tracking_id: str, status: str, reason: str, layer: str, message: str, detail: dict[str, Any],
+               events: list[dict[str, Any]], first_seen_at: datetime, tries: int, envelope_id: str | None = None,
+               agency: str | None = None) -> dict[str, Any]:
         now = utcnow()
         info = REASONS.get(reason)
-        entry = {
+        return {
             "id": qid,
             "status": status,
             "reason": reason,
@@ -121,14 +174,6 @@ class Quarantine:
             "actions": earlier.get("actions", []),
             "events": events,
         }
-        folder = self._dir_for(status)
-        self._write(folder, entry)
-        place_file(src, folder / entry["file"], keep_source=keep_source)
-        if previous and previous[0] != folder:
-            # The entry moved between quarantine and held: drop the stale copy of its JSON.
-            (previous[0] / f"{qid}.json").unlink(missing_ok=True)
-            fsync_dir(previous[0])
-        return entry
 
     # --- the operator's side
     def get(self, qid: str) -> dict[str, Any]:
@@ -192,6 +237,10 @@ class Quarantine:
     def retry(self, qid: str, inbound: Path, *, note: str | None, by: str, auto: bool = False) -> dict[str, Any]:
         """Put the envelope back into the inbound spool under its original name."""
         folder, entry = self._active(qid, "retried")
+        if not entry.get("file"):
+            where = entry.get("set_aside_path")
+            raise QuarantineError(f"{qid}: no envelope file is kept here" + (f" (it was set aside in {where})"
+                                                                              if where else ""))
         src = folder / entry["file"]
         if not src.exists():
             raise QuarantineError(f"{qid}: the envelope file {src} is missing")
@@ -253,3 +302,24 @@ def reject_entry(inner: Inner, qid: str, *, note: str, by: str, hop: str) -> dic
                             envelope_id=entry.get("envelope_id"), reason=entry.get("reason"), quarantine_id=qid,
                             by=by, note=note)
     return entry
+
+
+def quarantine_unreadable(inner: Inner, src: Path, *, name: str, tries: int, problem: str, hop: str,
+                          claimed_at: datetime, set_aside: Callable[[], Path]) -> dict[str, Any]:
+    """File a claimed spool entry the pipeline cannot read (`problem` says why) as POISON.
+
+    The events are those of any refusal (claimed, refused, quarantined), under the file's
+    tracking id; there is no SHA-256, since nothing could be read to compute it.
+    """
+    tid = fileops.tracking_id(name)
+    message = f"{problem}; it cannot be read as an envelope"
+    qid = inner.quarantine.choose_id(tid, None)
+    with transaction(inner.engine) as s:
+        inner.provenance.record("claimed", hop, session=s, at=claimed_at, tracking_id=tid, file=name, tries=tries)
+        inner.provenance.record("refused", hop, session=s, tracking_id=tid, reason="POISON", layer="intake",
+                                message=message[:500], tries=tries)
+        inner.provenance.record("quarantined", hop, session=s, tracking_id=tid, reason="POISON", quarantine_id=qid,
+                                status=OPEN, held=False)
+    return inner.quarantine.put_unreadable(src, name=name, tracking_id=tid, message=message, detail={"tries": tries},
+                                           events=inner.provenance.history(tracking_id=tid),
+                                           first_seen_at=claimed_at, tries=tries, set_aside=set_aside)

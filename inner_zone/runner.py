@@ -4,7 +4,9 @@ Mailman-style (tgw_common.runner): each file is claimed by a rename into the spo
 .claimed/ folder, so it belongs to this runner until it is archived, quarantined or put
 back. At start-up, claimed files a crash left behind go back into the queue with their
 try counted; a file that has used up `inner.max_tries` is quarantined as POISON, so one
-file that kills the runner cannot keep it in a crash loop. Filesystem events only wake
+file that kills the runner cannot keep it in a crash loop. An entry that cannot be read at
+all (a directory, a FIFO, a link, a file whose open fails) is quarantined as POISON at
+once, or set aside in .bad/, and the runner goes on. Filesystem events only wake
 the loop early; a full listing runs every pass and a rescan every `inner.rescan_seconds`.
 
 The rescan also watches the CRL files: when one changes the trust store is reloaded and
@@ -30,16 +32,24 @@ from tgw_common.spool import Claimed
 
 from .context import make_intake, open_inner
 from .intake import HOP
-from .spoolq import IntakeQueue
+from .quarantine import quarantine_unreadable
+from .spoolq import IntakeQueue, unreadable
 
 log = logging.getLogger(__name__)
 
-# Envelopes per loop pass: between passes the loop sends its heartbeat and WATCHDOG=1,
-# and the "archived" marks of the pass are committed together.
+# Envelopes per loop pass: between passes the loop sends its heartbeat, and the "archived"
+# marks of the pass are committed together (WATCHDOG=1 goes out between envelopes).
 BATCH = 50
 # Errors that say nothing about the envelope: the database or the disk is in trouble.
 _DISK_TROUBLE = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 _BACKOFF_SECONDS = 5.0
+
+
+def _operational(exc: BaseException) -> bool:
+    """Connection trouble, locks and full disks say nothing about the envelope; a value the
+    database rejects (DataError, IntegrityError) is the envelope's problem and spends a try."""
+    return (isinstance(exc, OperationalError | InterfaceError)
+            or (isinstance(exc, OSError) and exc.errno in _DISK_TROUBLE))
 
 
 class AlreadyRunning(RuntimeError):
@@ -120,6 +130,7 @@ class InnerRunner(Runner):
         for name in self.queue.ready():
             if self.stopping or done >= BATCH:
                 break
+            self.keep_alive()
             claimed = self.queue.claim(name)
             if claimed is None:
                 continue
@@ -138,9 +149,11 @@ class InnerRunner(Runner):
 
     def _handle(self, claimed: Claimed) -> bool:
         """Process one claimed file; False when the loop should pause (database or disk trouble)."""
+        problem = unreadable(claimed.path, read=False)
+        if problem is not None:
+            return self._unreadable(claimed, problem)
         if claimed.tries > self.queue.max_tries:
-            self._poison(claimed, self._errors.pop(claimed.name, None))
-            return True
+            return self._poison(claimed, self._errors.pop(claimed.name, None))
         try:
             outcome = self.intake.process(claimed.path, name=claimed.name, tries=claimed.tries, claimed_at=utcnow())
         except Exception as exc:
@@ -154,37 +167,78 @@ class InnerRunner(Runner):
 
     def _failed(self, claimed: Claimed, exc: Exception) -> bool:
         self.last_error = f"{type(exc).__name__}: {exc}"[:500]
-        # Connection trouble, locks and full disks are operational; a value the database rejects
-        # (DataError, IntegrityError) is this envelope's problem and spends one of its tries.
-        operational = (isinstance(exc, OperationalError | InterfaceError)
-                       or (isinstance(exc, OSError) and exc.errno in _DISK_TROUBLE))
         if not claimed.path.exists():
             # The error came after the file reached the archive or quarantine: nothing to retry
             # (a missing archive mark is repaired at the next start-up).
             log.exception("error after the envelope was filed", extra={"file": claimed.name})
             self.queue.finish(claimed)
-            return not operational
-        if operational:
-            # Not this envelope's fault: give it back without spending one of its tries.
-            log.error("database or disk trouble; pausing", extra={"file": claimed.name, "error": self.last_error})
-            self.queue.release(claimed)
-            self.queue.set_tries(claimed.name, claimed.tries - 1)
-            self._stop.wait(_BACKOFF_SECONDS)
-            return False
+            return not _operational(exc)
+        if _operational(exc):
+            return self._pause(claimed)
+        problem = unreadable(claimed.path)
+        if problem is not None:
+            # Trying again cannot help until someone fixes the file; quarantine says so now.
+            return self._unreadable(claimed, problem)
         log.exception("envelope processing failed", extra={"file": claimed.name, "tries": claimed.tries})
         self._errors[claimed.name] = self.last_error
         if claimed.tries >= self.queue.max_tries:
-            self._poison(claimed, self._errors.pop(claimed.name))
-        else:
-            self.queue.release(claimed)
+            return self._poison(claimed, self._errors.pop(claimed.name))
+        self.queue.release(claimed)
         return True
 
-    def _poison(self, claimed: Claimed, error: str | None = None) -> None:
-        outcome = self.intake.poison(claimed.path, name=claimed.name, tries=claimed.tries, error=error)
+    def _pause(self, claimed: Claimed) -> bool:
+        """Not this envelope's fault: give it back without spending one of its tries, and wait."""
+        log.error("database or disk trouble; pausing", extra={"file": claimed.name, "error": self.last_error})
+        self.queue.release(claimed)
+        self.queue.set_tries(claimed.name, claimed.tries - 1)
+        self._stop.wait(_BACKOFF_SECONDS)
+        return False
+
+    def _poison(self, claimed: Claimed, error: str | None = None) -> bool:
+        problem = unreadable(claimed.path, read=False)
+        if problem is None:
+            try:
+                outcome = self.intake.poison(claimed.path, name=claimed.name, tries=claimed.tries, error=error)
+            except OSError:
+                # The poison check hashes the file: one that cannot be read would raise here
+                # at every start-up, for ever.
+                problem = unreadable(claimed.path)
+                if problem is None:
+                    raise
+        if problem is not None:
+            return self._unreadable(claimed, problem)
         self.counts["poison" if outcome.status == "refused" else "loaded"] += 1
         log.error("poison envelope quarantined" if outcome.status == "refused" else "poison check found it loaded",
                   extra={"file": claimed.name, "tries": claimed.tries, "quarantine_id": outcome.quarantine_id})
         self.queue.finish(claimed)
+        return True
+
+    def _unreadable(self, claimed: Claimed, problem: str) -> bool:
+        """Quarantine a spool entry that cannot be read as an envelope (POISON, with why), or set
+        it aside in .bad/; the runner goes on with the next file either way."""
+        try:
+            entry = quarantine_unreadable(self.inner, claimed.path, name=claimed.name, tries=claimed.tries,
+                                          problem=problem, hop=HOP, claimed_at=utcnow(),
+                                          set_aside=lambda: self.queue.set_aside(claimed))
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            still_claimed = os.path.lexists(claimed.path)
+            if still_claimed and _operational(exc):
+                return self._pause(claimed)
+            # Still claimed, start-up recovery puts it back to be judged again; moved, the log
+            # line is all that is left to say where.
+            log.exception("cannot quarantine or set aside an unreadable file",
+                          extra={"file": claimed.name, "problem": problem, "still_claimed": still_claimed})
+            if not still_claimed:
+                self.queue.forget(claimed)
+            return True
+        self._errors.pop(claimed.name, None)
+        self.counts["poison"] += 1
+        log.error("unreadable file quarantined" if entry.get("file") else "unreadable file set aside",
+                  extra={"file": claimed.name, "problem": problem, "quarantine_id": entry["id"],
+                         "set_aside": entry.get("set_aside_path")})
+        self.queue.forget(claimed)
+        return True
 
     # ------------------------------------------------------------------ housekeeping
     def periodic(self) -> None:
@@ -206,6 +260,7 @@ class InnerRunner(Runner):
 
     def _release_held(self, why: str) -> None:
         for qid in self.inner.quarantine.held_ids():
+            self.keep_alive()
             try:
                 entry = self.inner.quarantine.retry(qid, self.config.inner.inbound, note=why, by=HOP, auto=True)
             except Exception as exc:  # one bad entry must not stop the others

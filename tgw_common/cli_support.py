@@ -6,11 +6,12 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .config import Config, ConfigError, load_config
+if TYPE_CHECKING:
+    from .config import Config
 
 # Exit codes (docs/cli.md): scripts and monitoring rely on them.
 EXIT_OK = 0
@@ -38,6 +39,10 @@ def config_option(required: bool = True) -> Callable:
 
 def load(config_path: str, *sections: str, check_files: bool = True) -> Config:
     """Load the config or exit 2 with a message that names the file, key and problem."""
+    # Imported here, not at the top: every part's commands import this module, and `--help`
+    # should not pay for pydantic and the config models.
+    from .config import ConfigError, load_config
+
     try:
         return load_config(config_path, check_files=check_files).need(*sections)
     except ConfigError as exc:

@@ -3,7 +3,9 @@
 A subclass implements `one_iteration()` (do what is ready, return how much was done) and
 optionally `periodic()` and `startup()`. The loop:
 - runs `startup()` (crash recovery) before telling systemd READY=1;
-- sends WATCHDOG=1 and a heartbeat from the main loop, so a hung loop is noticed;
+- sends WATCHDOG=1 and a heartbeat from the main loop, so a hung loop is noticed; a
+  subclass whose pass handles many slow items calls `keep_alive()` per item too, so a busy
+  pass is not taken for a hung one;
 - sleeps only when there was nothing to do, and wakes early on a watchdog (inotify) event
   for its folder; the event is a hint only, a full rescan runs every `rescan_seconds`;
 - stops cleanly on SIGTERM/SIGINT after the current item.
@@ -69,6 +71,9 @@ class Runner:
     rescan_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
     idle_sleep_seconds: float = 1.0
+    # Least time between two WATCHDOG=1: far below any WatchdogSec, and it keeps a per-item
+    # keep_alive() to a clock read for all but one item a second.
+    watchdog_seconds: float = 1.0
 
     def __init__(self, provenance: Provenance | None, *, watch: Iterable[Path] = ()) -> None:
         self.provenance = provenance
@@ -80,6 +85,7 @@ class Runner:
         self._notify = _Notifier()
         self._last_heartbeat = 0.0
         self._last_periodic = 0.0
+        self._last_watchdog = float("-inf")
 
     # --- for subclasses
     def startup(self) -> None:
@@ -98,6 +104,14 @@ class Runner:
 
     def shutdown(self) -> None:
         """Release resources after the loop ends."""
+
+    def keep_alive(self) -> None:
+        """Tell systemd's watchdog the loop is alive (WATCHDOG=1, at most once per
+        `watchdog_seconds`); cheap enough to call for every item."""
+        now = time.monotonic()
+        if now - self._last_watchdog >= self.watchdog_seconds:
+            self._last_watchdog = now
+            self._notify("WATCHDOG=1")
 
     # --- the loop
     def stop(self, *_: object) -> None:
@@ -136,8 +150,8 @@ class Runner:
             log.info("stopped", extra={"runner": self.name})
 
     def _tick(self) -> None:
+        self.keep_alive()
         now = time.monotonic()
-        self._notify("WATCHDOG=1")
         if now - self._last_heartbeat >= self.heartbeat_seconds:
             self._last_heartbeat = now
             if self.provenance is not None:

@@ -112,8 +112,8 @@ class SpoolQueue:
         ages = []
         for name in self.ready()[:1]:
             try:
-                ages.append(now - (self.root / name).stat().st_mtime)
-            except FileNotFoundError:
+                ages.append(now - (self.root / name).lstat().st_mtime)
+            except OSError:
                 continue
         return max(ages) if ages else None
 
@@ -138,8 +138,15 @@ class SpoolQueue:
         move_durably(claimed.path, self.root / claimed.name)
 
     def set_aside(self, claimed: Claimed) -> Path:
-        """Move a claimed file to .bad/ (it has used up its tries)."""
-        dest = move_durably(claimed.path, self.bad / claimed.name)
+        """Move a claimed file to .bad/ (it has used up its tries, or cannot be read at all).
+
+        An earlier file of the same name stays: this one gets a `.2`, `.3`, ... suffix.
+        """
+        dest, n = self.bad / claimed.name, 1
+        while os.path.lexists(dest):
+            n += 1
+            dest = self.bad / f"{claimed.name}.{n}"
+        move_durably(claimed.path, dest)
         (self.tries_dir / claimed.name).unlink(missing_ok=True)
         return dest
 

@@ -60,7 +60,10 @@ def envelopes():
                              tracking_id=form["tracking_id"], voucher_no=form["voucher_no"], state=form["state"],
                              day_from=parse_day(form["from"]), day_until=parse_day(form["until"]))
         if form["q"] and len(results) == 1:
-            return redirect(url_for("main.envelope", sha=results[0]["sha256"]))
+            only = results[0]
+            # A quarantined file that could not be read has no SHA-256: its entry is all there is.
+            return redirect(url_for("main.envelope", sha=only["sha256"]) if only["sha256"]
+                            else url_for("quarantine.entry", qid=only["quarantine_id"]))
     return render_template("envelopes.html", form=form, results=results, searched=searched, states=env.STATES,
                            titles=env.STATE_TITLES, limit=env.MAX_RESULTS)
 

@@ -95,8 +95,12 @@ def torture(zone: Zone, items: list[Item], tmp_path: Path, seed: int) -> int:
         if not list(zone.inbound.glob("*.p7m")) and not list(claimed.iterdir()):
             break
     kills = round_ + 1
+    since = log.stat().st_size
     proc = RunnerProc(zone, log)
     try:
+        # Started first: a SIGTERM before the runner's handlers exist ends it by the signal,
+        # and the clean stop asserted below is the point of this last run.
+        wait_until(lambda: _started(log, since), 60, "the last runner to start")
         wait_until(lambda: not list(zone.inbound.glob("*.p7m")) and not list(claimed.iterdir()), 120,
                    "the spool to drain")
     finally:

@@ -6,16 +6,42 @@ import datetime as dt
 import json
 import re
 import secrets
+from collections.abc import Callable, Iterable
+from functools import cached_property
 from pathlib import Path
 
 import click
 
 from tgw_common.cli_support import UsageProblem, operational
-from tgw_common.documents import BAD_DOCUMENT_CODES, KINDS, bad_documents, build_manifest, generate_documents
 from tgw_common.spool import write_atomic
 
 _AGENCY = re.compile(r"[0-9A-Z]{4,12}")
 _TAIPEI = dt.timezone(dt.timedelta(hours=8))
+
+
+class _LazyChoice(click.Choice):
+    """A Choice whose values come from tgw_common.documents, imported only when this command
+    is parsed or its help shown: importing the documents package costs every `tgw` call ~150 ms."""
+
+    def __init__(self, values: Callable[[], Iterable[str]]) -> None:
+        self._values = values
+        self.case_sensitive = True
+
+    @cached_property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self._values())
+
+
+def _kinds() -> Iterable[str]:
+    from tgw_common.documents import KINDS
+
+    return KINDS
+
+
+def _bad_codes() -> Iterable[str]:
+    from tgw_common.documents import BAD_DOCUMENT_CODES
+
+    return BAD_DOCUMENT_CODES
 
 
 @click.group(name="demo-data")
@@ -31,11 +57,11 @@ def demo_data() -> None:
               help="輸出資料夾 / folder for the JSON files (created if missing; same names are overwritten).")
 @click.option("--seed", type=int, default=None,
               help="亂數種子，可重現 / random seed; the same seed gives the same files. Default: random, printed on stderr.")
-@click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)),
+@click.option("--kind", "kinds", multiple=True, type=_LazyChoice(_kinds),
               help="文件種類，可重複 / document kind, repeatable. Default: payment and transfer vouchers.")
 @click.option("--today", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="視為今天的日期 / the date taken as today (YYYY-MM-DD): sets fiscal year and dates.")
-@click.option("--bad", type=click.Choice(BAD_DOCUMENT_CODES), default=None,
+@click.option("--bad", type=_LazyChoice(_bad_codes), default=None,
               help="產生違反此規則的文件 / write two vouchers refused with this reason code instead (ignores --count, --kind).")
 @click.option("--manifest", "envelope_id", default=None, metavar="ENVELOPE_ID",
               help="一併寫出 manifest.json / also write manifest.json for these files with this envelope id.")
@@ -49,6 +75,8 @@ def documents(agency: str, count: int, out_dir: Path, seed: int | None, kinds: t
     ROC dates of the current fiscal year and voucher totals add up. Exit 0 on success,
     2 for bad arguments, 3 if the files cannot be written.
     """
+    from tgw_common.documents import bad_documents, build_manifest, generate_documents
+
     if not _AGENCY.fullmatch(agency):
         raise UsageProblem(f"--agency {agency!r}: 機關代號須為 4-12 位數字或大寫字母 / must be 4-12 digits or capital letters")
     if envelope_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}", envelope_id):
