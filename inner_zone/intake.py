@@ -260,9 +260,9 @@ class Intake:
                 limits = self.config.documents
                 if policy.epayment_limit != limits.epayment_limit:
                     limits = limits.model_copy(update={"epayment_limit": policy.epayment_limit})
-                documents = validate_documents(opened.payload.manifest, opened.payload.files, agency=opened.agency,
+                documents = validate_documents(opened.payload.manifest, None, agency=opened.agency,
                                                limits=limits, today=moment.astimezone(TAIPEI).date(),
-                                               manifest_checked=True)
+                                               manifest_checked=True, parsed=opened.payload.documents)
                 validated_at = utcnow()
                 ledger = LEDGER_TEST if policy.is_test else LEDGER_LIVE
                 self._check_exactly_once(conn, job, opened, documents, ledger)

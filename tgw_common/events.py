@@ -105,9 +105,6 @@ class DaemonStatusRow(Base):
         }
 
 
-_EVENT_COLUMNS = ("at", "zone", "host", "hop", "event", "sha256", "tracking_id", "envelope_id", "reason", "detail")
-
-
 def _insert_queued(session: Session) -> None:
     rows = session.info.pop("tgw_event_rows", None)
     if rows:
@@ -171,11 +168,11 @@ class Provenance:
         """Record one event; inside `session` it commits (or not) with the caller's work."""
         if event not in EVENT_NAMES:
             raise ValueError(f"unknown event name {event!r}")
-        row = EventRow(
-            at=at or utcnow(), zone=self.zone, host=self.host, hop=hop, event=event, sha256=sha256,
-            tracking_id=tracking_id, envelope_id=envelope_id, reason=reason, detail=detail,
-        )
-        body = row.as_dict()
+        # A plain dict, not an EventRow: building an ORM instance cost more than writing it.
+        values = {"at": at or utcnow(), "zone": self.zone, "host": self.host, "hop": hop, "event": event,
+                  "sha256": sha256, "tracking_id": tracking_id, "envelope_id": envelope_id, "reason": reason,
+                  "detail": detail}
+        body = {**values, "at": values["at"].isoformat()}
         if session is not None:
             # Queued and written in one executemany just before the commit: a hop records
             # several events per envelope, and one statement costs less than six flushes.
@@ -186,12 +183,12 @@ class Provenance:
                 sa_event.listen(session, "after_rollback", _forget_queued, once=True)
                 if self._publisher:
                     sa_event.listen(session, "after_commit", self._flush_pending, once=True)
-            rows.append({c: getattr(row, c) for c in _EVENT_COLUMNS})
+            rows.append(values)
             if self._publisher:
                 session.info.setdefault("tgw_events", []).append(body)
         else:
             with transaction(self.engine) as own:
-                own.add(row)
+                own.connection().execute(insert(EventRow.__table__), values)
             if self._publisher:
                 self._publisher.send("event", body)
         return body

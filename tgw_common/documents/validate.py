@@ -81,14 +81,16 @@ def _refuse(code: str, file: str, kind: str | None, path: str, problem: str) -> 
     return Refusal(code, Layer.DOCUMENTS, mask_ids_in(f"{file}: {where}: {problem}"), file=file, field=path)
 
 
-def validate_documents(manifest: dict[str, Any], documents: Mapping[str, bytes], *, agency: str,
-                       limits: DocumentsConfig, today: dt.date, manifest_checked: bool = False) -> list[ValidDocument]:
+def validate_documents(manifest: dict[str, Any], documents: Mapping[str, bytes] | None, *, agency: str,
+                       limits: DocumentsConfig, today: dt.date, manifest_checked: bool = False,
+                       parsed: Mapping[str, dict[str, Any]] | None = None) -> list[ValidDocument]:
     """Check every document the manifest lists; return them parsed, or raise a Refusal.
 
     `documents` maps manifest paths to file bytes (the ZIP layer has already matched the
     hashes). `agency` is the envelope's agency as the signers established it. `today`
     fixes the fiscal-year window, so the function stays pure and testable. The payload
-    layer has validated the manifest already when `manifest_checked` is true.
+    layer has validated the manifest already when `manifest_checked` is true, and hands on
+    the documents it has read with `parse_document` as `parsed` (then `documents` is None).
     """
     if not manifest_checked:
         validate_manifest(manifest)
@@ -103,10 +105,10 @@ def validate_documents(manifest: dict[str, Any], documents: Mapping[str, bytes],
     result = []
     for entry in manifest["documents"]:
         path, kind = entry["path"], entry["kind"]
-        if path not in documents:
+        if path not in (parsed if parsed is not None else documents):
             raise Refusal("MANIFEST_FILE_MISSING", Layer.PAYLOAD, f"{path}: listed in manifest.json but not supplied",
                           file=path)
-        doc = _parse(path, kind, documents[path])
+        doc = parsed[path] if parsed is not None else parse_document(path, kind, documents[path])
         finding = schema.first_problem(kind, doc, bank_file)
         if finding:
             raise _refuse(finding.code or "DOCUMENT_INVALID", path, kind, finding.path, finding.message)
@@ -125,7 +127,21 @@ def validate_documents(manifest: dict[str, Any], documents: Mapping[str, bytes],
     return result
 
 
-def _parse(path: str, kind: str, data: bytes) -> dict[str, Any]:
+def amount_or_refusal(path: str, kind: str, doc: dict[str, Any], bank_codes_file: str | None = None) -> int:
+    """What the document adds to the control total; a document too malformed to say is
+    refused with the finding its schema gives (the payload layer adds up amounts before the
+    documents layer has looked at them)."""
+    try:
+        return document_amount(kind, doc)
+    except (KeyError, TypeError, ValueError):
+        finding = schema.first_problem(kind, doc, bank_codes_file)
+        if finding:
+            raise _refuse(finding.code or "DOCUMENT_INVALID", path, kind, finding.path, finding.message) from None
+        raise _refuse("DOCUMENT_INVALID", path, kind, "$", "its amount cannot be read") from None
+
+
+def parse_document(path: str, kind: str, data: bytes) -> dict[str, Any]:
+    """Strict JSON, an object, of the manifest's kind; or the DOCUMENT_INVALID refusal."""
     try:
         doc = parse_json_bytes(data)
     except JsonProblem as exc:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as x509_asn1
@@ -24,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..pki.certs import subject_key_id
 from ..reasons import Layer, Refusal
+from . import derparts
+from .derparts import Tlv
 
 HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
@@ -67,6 +70,30 @@ def load_content_info(data: bytes, layer: Layer, expected: tuple[str, ...]) -> c
         if problem:
             raise Refusal("MALFORMED_DER", layer, f"BER, not DER: {problem}")
         return info
+
+
+def open_content_info(data: bytes | memoryview, layer: Layer, expected: tuple[str, ...]) -> tuple[memoryview, Tlv, str]:
+    """The checks of `load_content_info`, without parsing: the buffer, the content's TLV
+    (the SignedData or EnvelopedData SEQUENCE) and the content type's name."""
+    buf = memoryview(data)
+    with parsing(layer, "ContentInfo"):
+        top = derparts.read_tlv(buf, 0, len(buf))
+        if top.tag != derparts.SEQUENCE:
+            raise derparts.DerError("not a SEQUENCE")
+        if top.end != len(buf):
+            raise Refusal("TRAILING_DATA", layer, f"{len(buf) - top.end} bytes after the ContentInfo")
+        kids = derparts.children(buf, top)
+        if not kids:
+            raise derparts.DerError("empty")
+        ctype = derparts.content_type(buf, kids[0], "contentType")
+        if ctype not in expected:
+            raise Refusal("WRONG_CONTENT_TYPE", layer, f"content type is {ctype}, expected {' or '.join(expected)}")
+        problem = ber_problem(buf)
+        if problem:
+            raise Refusal("MALFORMED_DER", layer, f"BER, not DER: {problem}")
+        if len(kids) != 2 or kids[1].tag != derparts.context(0):
+            raise derparts.DerError("the content must follow the content type as [0] EXPLICIT")
+        return buf, derparts.only_child(buf, kids[1], derparts.SEQUENCE, "content"), ctype
 
 
 # Universal tags whose constructed form is BER-only (DER requires the primitive form).
@@ -137,11 +164,17 @@ class SignerCheck:
     index: int
 
 
+@lru_cache(maxsize=512)
+def certificate_from_der(encoded: bytes) -> x509.Certificate:
+    """Signers send the same few certificates in every envelope: parse each once."""
+    return x509.load_der_x509_certificate(encoded)
+
+
 def embedded_certificates(signed_data: cms.SignedData) -> list[x509.Certificate]:
     out = []
     for choice in signed_data["certificates"] or []:
         if choice.name == "certificate":
-            out.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+            out.append(certificate_from_der(choice.chosen.dump()))
     return out
 
 

@@ -49,7 +49,7 @@ class ReleaseCheck:
     sha256: str  # of the whole envelope file
     release_digest: str  # SHA-256 of the sealed blob (layer 2) the releaser signed
     releaser: SignerSummary
-    sealed: bytes = field(repr=False)
+    sealed: memoryview = field(repr=False)  # a view into the envelope as read
 
 
 @dataclass(frozen=True)
@@ -157,8 +157,10 @@ class EnvelopeOpener:
                           f"an accountant's and a head's approval are required; found: {have or 'none'}")
 
         payload = unpack_payload(layer.content, self.limits)
+        signers = layer.signers
+        del approved, layer  # the plaintext, as large as the envelope, is not needed any more
         agency = payload.agency
-        for check, entry in zip(layer.signers, entries, strict=True):
+        for check, entry in zip(signers, entries, strict=True):
             if entry.agency != agency:
                 raise Refusal("SIGNER_WRONG_AGENCY", Layer.APPROVAL,
                               f'"{common_name(check.certificate.subject)}" is registered to {entry.agency}, '
@@ -171,12 +173,12 @@ class EnvelopeOpener:
         if validate_documents and self.documents is not None:
             from ..documents import validate_documents as check_documents
 
-            documents = check_documents(payload.manifest, payload.files, agency=agency, limits=self.documents,
-                                        manifest_checked=True,
+            documents = check_documents(payload.manifest, None, agency=agency, limits=self.documents,
+                                        manifest_checked=True, parsed=payload.documents,
                                         today=moment.astimezone(TAIPEI).date())
         return OpenedEnvelope(sha256=release.sha256, release_digest=release.release_digest,
                               releaser=release.releaser, seal=seal,
-                              approvals=[_summary(c, e) for c, e in zip(layer.signers, entries, strict=True)],
+                              approvals=[_summary(c, e) for c, e in zip(signers, entries, strict=True)],
                               payload=payload, documents=documents)
 
     def verdict(self, data: bytes, *, moment: datetime | None = None, release_only: bool = False) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import stat
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,7 +34,9 @@ _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # fixed entry times make a payload reproduc
 @dataclass(frozen=True)
 class Payload:
     manifest: dict[str, Any]
-    files: dict[str, bytes]  # path -> bytes, in manifest order
+    # path -> the document as read (strict JSON), in manifest order. The bytes are not kept:
+    # the hashes have been checked, and a large envelope's documents would be held twice.
+    documents: dict[str, dict[str, Any]] = field(repr=False)
 
     @property
     def envelope_id(self) -> str:
@@ -89,12 +91,42 @@ def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, r
     return bytes(out)
 
 
-def unpack_payload(data: bytes, limits) -> Payload:  # limits: tgw_common.config.LimitsConfig
+class _ViewReader(io.RawIOBase):
+    """A seekable read-only file over a memoryview: io.BytesIO would copy the whole archive."""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view, self._pos = view, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, out) -> int:
+        n = max(0, min(len(out), len(self._view) - self._pos))
+        out[:n] = self._view[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def unpack_payload(data: bytes | memoryview, limits) -> Payload:  # limits: tgw_common.config.LimitsConfig
     """Unpack and check the archive and its manifest; every refusal names the entry."""
-    from ..documents import document_amount, parse_amount, validate_manifest
+    from ..documents import parse_amount, validate_manifest
+    from ..documents.validate import amount_or_refusal, parse_document
 
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(_ViewReader(memoryview(data)))
         infos = archive.infolist()
     except ZIP_ERRORS as exc:
         raise Refusal("ARCHIVE_INVALID", L, f"not a readable ZIP archive: {exc}") from None
@@ -136,7 +168,7 @@ def unpack_payload(data: bytes, limits) -> Payload:  # limits: tgw_common.config
     if MANIFEST not in by_name:
         raise Refusal("MANIFEST_MISSING", L, "manifest.json is not at the root of the archive")
 
-    files: dict[str, bytes] = {}
+    parsed: dict[str, dict[str, Any]] = {}
     total = 0
 
     def read(info: zipfile.ZipInfo) -> bytes:
@@ -174,8 +206,10 @@ def unpack_payload(data: bytes, limits) -> Payload:  # limits: tgw_common.config
         content = read(info)
         if hashlib.sha256(content).hexdigest() != entry["sha256"].lower():
             raise Refusal("MANIFEST_HASH_MISMATCH", L, f"{path!r}: SHA-256 differs from manifest.json")
-        files[path] = content
-        amount_sum += document_amount(entry["kind"], _json_of(path, content))
+        # Read once, strictly, here; the documents layer judges the very same objects.
+        parsed[path] = doc = parse_document(path, entry["kind"], content)
+        del content
+        amount_sum += amount_or_refusal(path, entry["kind"], doc)
 
     control = manifest["control"]
     if control["document_count"] != len(listed):
@@ -184,16 +218,9 @@ def unpack_payload(data: bytes, limits) -> Payload:  # limits: tgw_common.config
     if parse_amount(control["total_amount"]) != amount_sum:
         raise Refusal("CONTROL_TOTAL_MISMATCH", L,
                       f"control total {control['total_amount']} differs from the documents' sum {amount_sum}")
-    return Payload(manifest=manifest, files=files)
+    return Payload(manifest=manifest, documents=parsed)
 
 
 def _parents(path: str) -> list[str]:
     parts = path.split("/")[:-1]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-def _json_of(path: str, content: bytes) -> Any:
-    try:
-        return json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Refusal("DOCUMENT_INVALID", Layer.DOCUMENTS, f"{path}: not UTF-8 JSON: {exc}") from None

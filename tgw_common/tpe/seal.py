@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..pki.certs import subject_key_id
 from ..reasons import Layer, Refusal
-from .cms import load_content_info, parsing
+from . import derparts
+from .cms import open_content_info, parsing
 
 L = Layer.SEAL
 UNIFORM = "the envelope could not be decrypted"
@@ -75,38 +76,55 @@ def _key_transport(alg: cms.KeyEncryptionAlgorithm, legacy: bool) -> str:
     raise Refusal("UNSUPPORTED_ALGORITHM", L, f"key transport {name} not allowed")
 
 
-def open_seal(data: bytes, *, certificate: x509.Certificate, private_key: rsa.RSAPrivateKey,
-              ciphers: list[str], legacy: bool = False) -> tuple[bytes, SealInfo]:
-    """Decrypt the seal addressed to `certificate`; return layer 3's DER and what was used."""
-    info = load_content_info(data, L, ("enveloped_data", "authenticated_enveloped_data"))
+_ENVELOPED = [("version", derparts.INTEGER, True), ("originatorInfo", derparts.context(0), False),
+              ("recipientInfos", derparts.SET, True), ("encryptedContentInfo", derparts.SEQUENCE, True),
+              ("unprotectedAttrs", derparts.context(1), False)]
+_AUTH_ENVELOPED = [("version", derparts.INTEGER, True), ("originatorInfo", derparts.context(0), False),
+                   ("recipientInfos", derparts.SET, True), ("authEncryptedContentInfo", derparts.SEQUENCE, True),
+                   ("authAttrs", derparts.context(1), False), ("mac", derparts.OCTET_STRING, True),
+                   ("unauthAttrs", derparts.context(2), False)]
+_ENCRYPTED_CONTENT_INFO = [("contentType", derparts.OID, True), ("contentEncryptionAlgorithm", derparts.SEQUENCE, True),
+                           ("encryptedContent", derparts.context(0, constructed=False), False)]
+
+
+def open_seal(data: bytes | memoryview, *, certificate: x509.Certificate, private_key: rsa.RSAPrivateKey,
+              ciphers: list[str], legacy: bool = False) -> tuple[memoryview, SealInfo]:
+    """Decrypt the seal addressed to `certificate`; return layer 3's DER and what was used.
+
+    The plaintext is decrypted into one buffer and returned as a view of it: a large
+    envelope's content exists once, not once per step.
+    """
+    buf, env, ctype = open_content_info(data, L, ("enveloped_data", "authenticated_enveloped_data"))
     with parsing(L, "seal"):
-        env = info["content"]
-        ctype = info["content_type"].native
-        mine = [ri.chosen for ri in env["recipient_infos"]
+        auth = ctype == "authenticated_enveloped_data"
+        parts = derparts.fields(buf, env, ctype, _AUTH_ENVELOPED if auth else _ENVELOPED)
+        recipient_infos = cms.RecipientInfos.load(derparts.whole(buf, parts["recipientInfos"]))
+        mine = [ri.chosen for ri in recipient_infos
                 if ri.name == "ktri" and _names_recipient(ri.chosen["rid"], certificate)]
         if not mine:
             raise Refusal("NOT_FOR_TREASURY", L, "no recipient names the treasury's current envelope certificate")
-        eci = env["encrypted_content_info"] if ctype == "enveloped_data" else env["auth_encrypted_content_info"]
-        alg = eci["content_encryption_algorithm"]
+        eci = derparts.fields(buf, parts["authEncryptedContentInfo" if auth else "encryptedContentInfo"],
+                         "EncryptedContentInfo", _ENCRYPTED_CONTENT_INFO)
+        alg = cms.EncryptionAlgorithm.load(derparts.whole(buf, eci["contentEncryptionAlgorithm"]))
         cipher = alg["algorithm"].native
-        if cipher not in ciphers or (ctype == "enveloped_data") != (cipher in CBC_KEY_BYTES):
+        if cipher not in ciphers or (not auth) != (cipher in CBC_KEY_BYTES):
             raise Refusal("UNSUPPORTED_ALGORITHM", L, f"content encryption {cipher} not allowed in {ctype}")
         transport = _key_transport(mine[0]["key_encryption_algorithm"], legacy)
         encrypted_key = mine[0]["encrypted_key"].native
-        ciphertext = eci["encrypted_content"].native
-        if ctype == "enveloped_data":
+        ciphertext = derparts.body(buf, eci["encryptedContent"]) if "encryptedContent" in eci else None
+        if not auth:
             iv = alg["parameters"].native
             aad = mac = nonce = None
         else:
             params = GCMParameters.load(alg["parameters"].dump())
             nonce, icv_len = params["aes_nonce"].native, params["aes_icvlen"].native
-            mac = env["mac"].native
-            auth_attrs = env["auth_attrs"]
-            aad = (b"\x31" + auth_attrs.dump()[1:]) if auth_attrs else b""
-            if icv_len != len(mac or b""):
+            mac = bytes(derparts.body(buf, parts["mac"]))
+            attrs = parts.get("authAttrs")
+            aad = b"\x31" + bytes(buf[attrs.start + 1:attrs.end]) if attrs else b""
+            if icv_len != len(mac):
                 raise Refusal("MALFORMED_DER", L, "GCM tag length differs from its parameters")
             iv = None
-        recipients = len(env["recipient_infos"])
+        recipients = len(recipient_infos)
 
     pad = _oaep() if transport == "rsaes_oaep" else padding.PKCS1v15()
     try:
@@ -114,19 +132,37 @@ def open_seal(data: bytes, *, certificate: x509.Certificate, private_key: rsa.RS
             raise ValueError
         key = private_key.decrypt(encrypted_key, pad)
         if iv is not None:
-            if len(key) != CBC_KEY_BYTES[cipher] or len(iv) != 16:
+            if len(key) != CBC_KEY_BYTES[cipher] or len(iv) != 16 or not ciphertext or len(ciphertext) % 16:
                 raise ValueError
-            decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-            padded = decryptor.update(ciphertext) + decryptor.finalize()
-            unpadder = sympad.PKCS7(128).unpadder()
-            plain = unpadder.update(padded) + unpadder.finalize()
+            plain = _decrypt_cbc(key, iv, ciphertext)
         else:
             if len(key) != 32:
                 raise ValueError
-            plain = AESGCM(key).decrypt(nonce, ciphertext + mac, aad)
+            plain = _decrypt_gcm(key, nonce, mac, aad, ciphertext)
     except Exception:  # every failure looks the same from outside: no oracle
         raise Refusal("DECRYPT_FAILED", L, UNIFORM) from None
     return plain, SealInfo(ctype, transport, cipher, recipients)
+
+
+def _decrypt_cbc(key: bytes, iv: bytes, ciphertext: memoryview) -> memoryview:
+    out = bytearray(len(ciphertext) + 15)  # update_into wants room for one block more
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    n = decryptor.update_into(ciphertext, out)
+    n += len(decryptor.finalize())
+    # The padding sits in the last block: let the library judge that block alone.
+    unpadder = sympad.PKCS7(128).unpadder()
+    tail = unpadder.update(bytes(out[n - 16:n])) + unpadder.finalize()
+    return memoryview(out)[:n - 16 + len(tail)]
+
+
+def _decrypt_gcm(key: bytes, nonce: bytes, tag: bytes, aad: bytes, ciphertext: memoryview) -> memoryview:
+    # The tag is checked by finalize(), before the plaintext leaves this function.
+    decryptor = Cipher(algorithms.AES(key), modes.GCM(nonce, tag)).decryptor()
+    decryptor.authenticate_additional_data(aad)
+    out = bytearray(len(ciphertext) + 15)
+    n = decryptor.update_into(ciphertext, out)
+    n += len(decryptor.finalize())
+    return memoryview(out)[:n]
 
 
 def make_seal(content: bytes, recipients: list[x509.Certificate], *, cipher: str = "aes256_cbc") -> bytes:

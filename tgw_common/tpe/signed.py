@@ -18,11 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..pki.certs import der
 from ..reasons import Layer, Refusal
+from . import derparts
 from .cms import (
     SignerCheck,
-    embedded_certificates,
+    certificate_from_der,
     load_content_info,
     make_signer_info,
+    open_content_info,
     parsing,
     sorted_set,
     verify_signer_info,
@@ -31,34 +33,46 @@ from .cms import (
 
 @dataclass(frozen=True)
 class SignedLayer:
-    content: bytes
+    content: memoryview  # a view into the caller's buffer, not a copy
     signers: list[SignerCheck]
     certificates: list[x509.Certificate]  # carried in the message (may help path building)
 
 
-def read_signed(data: bytes, *, layer: Layer, digests: list[str], signatures: list[str],
+_SIGNED_DATA = [("version", derparts.INTEGER, True), ("digestAlgorithms", derparts.SET, True),
+                ("encapContentInfo", derparts.SEQUENCE, True), ("certificates", derparts.context(0), False),
+                ("crls", derparts.context(1), False), ("signerInfos", derparts.SET, True)]
+
+
+def read_signed(data: bytes | memoryview, *, layer: Layer, digests: list[str], signatures: list[str],
                 lookup: Callable[[cms.SignerIdentifier], list[x509.Certificate]],
                 exactly_one: bool = False) -> SignedLayer:
     """Parse one SignedData layer and verify every SignerInfo in it."""
-    info = load_content_info(data, layer, ("signed_data",))
+    buf, signed_data, _ = open_content_info(data, layer, ("signed_data",))
     with parsing(layer, "SignedData"):
-        sd = info["content"]
-        eci = sd["encap_content_info"]
-        content_type = eci["content_type"].native
+        parts = derparts.fields(buf, signed_data, "SignedData", _SIGNED_DATA)
+        eci = derparts.children(buf, parts["encapContentInfo"])
+        if not eci:
+            raise derparts.DerError("encapContentInfo is empty")
+        content_type = derparts.content_type(buf, eci[0], "eContentType")
         if content_type != "data":
             raise Refusal("WRONG_CONTENT_TYPE", layer, f"encapsulated content is {content_type}, expected data")
-        content = eci["content"].native if eci["content"] is not None else None
+        if len(eci) > 2 or (len(eci) == 2 and eci[1].tag != derparts.context(0)):
+            raise derparts.DerError("encapContentInfo: eContent must be [0] EXPLICIT")
+        content = derparts.body(buf, derparts.only_child(buf, eci[1], derparts.OCTET_STRING, "eContent")) if len(eci) == 2 else None
         if not content:
             raise Refusal("CONTENT_MISSING", layer, "the signed content is detached or empty")
-        for alg in sd["digest_algorithms"]:
+        for alg in cms.DigestAlgorithms.load(derparts.whole(buf, parts["digestAlgorithms"])):
             if alg["algorithm"].native not in digests:
                 raise Refusal("UNSUPPORTED_ALGORITHM", layer, f"digest {alg['algorithm'].native} not allowed")
-        signer_infos = list(sd["signer_infos"])
+        signer_infos = list(cms.SignerInfos.load(derparts.whole(buf, parts["signerInfos"])))
         if exactly_one and len(signer_infos) != 1:
             raise Refusal("SIGNER_COUNT", layer, f"{len(signer_infos)} signers, exactly one releaser is required")
         if not signer_infos:
             raise Refusal("APPROVALS_MISSING", layer, "no signatures")
-        certificates = embedded_certificates(sd)
+        # CertificateChoices: a bare Certificate is a SEQUENCE; the other choices are tagged.
+        certificates = [certificate_from_der(derparts.whole(buf, c))
+                        for c in derparts.children(buf, parts["certificates"]) if c.tag == derparts.SEQUENCE] \
+            if "certificates" in parts else []
         checks = [verify_signer_info(si, i, layer=layer, content=content, content_type=content_type,
                                      certificates=certificates, lookup=lookup, digests=digests,
                                      signatures=signatures)
