@@ -23,7 +23,6 @@ Exactly once:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import time
@@ -238,18 +237,19 @@ class Intake:
 
     # ------------------------------------------------------------------ the pipeline
     def _process(self, job: _Job) -> Outcome:
-        data = job.src.read_bytes()
-        job.sha256 = hashlib.sha256(data).hexdigest()
+        job.sha256 = sha256_file(job.src)
         done = self._already_loaded(job)
         if done is not None:
             return done
         moment = utcnow()
         try:
-            opened = self.opener.open(data, moment=moment, validate_documents=False)
+            # The path, not the bytes: the opener drops the file's bytes once it has decrypted them.
+            opened = self.opener.open(job.src, moment=moment, validate_documents=False)
         except Refusal as refusal:
             return self._refuse(job, refusal)
-        finally:
-            del data  # a large envelope: the file's bytes are not needed past this point
+        if opened.sha256 != job.sha256:
+            # Only a file changed under us can do this (an operator's file given to `process`).
+            raise RuntimeError(f"{job.name} changed while it was being read; try again")
         opened_at = utcnow()
         job.envelope_id, job.agency = opened.envelope_id, opened.agency
         try:
@@ -363,11 +363,16 @@ class Intake:
         hashes = {d["path"]: d["sha256"] for d in manifest["documents"]}
         if documents:
             doc_table = Document.__table__
-            ids = conn.execute(insert(doc_table).returning(doc_table.c.id, sort_by_parameter_order=True), [
-                {"envelope_pk": env_id, "seq": i, "path": d.path, "kind": d.kind, "sha256": hashes[d.path],
-                 "agency": opened.agency, "fiscal_year": d.fiscal_year, "document_no": d.document_no,
-                 "voucher_no": d.voucher_no, "ledger": ledger, "amount": d.amount, "data": d.data}
-                for i, d in enumerate(documents)]).scalars().all()
+            add_documents = insert(doc_table).returning(doc_table.c.id, sort_by_parameter_order=True)
+            ids = []
+            # In slices too: each document's JSON is serialized for its statement, and all of a
+            # large envelope's at once would be the envelope once more in memory.
+            for start in range(0, len(documents), 8):
+                ids += conn.execute(add_documents, [
+                    {"envelope_pk": env_id, "seq": i, "path": d.path, "kind": d.kind, "sha256": hashes[d.path],
+                     "agency": opened.agency, "fiscal_year": d.fiscal_year, "document_no": d.document_no,
+                     "voucher_no": d.voucher_no, "ledger": ledger, "amount": d.amount, "data": d.data}
+                    for i, d in enumerate(documents[start:start + 8], start)]).scalars().all()
             rows = ({"document_pk": doc_id, "seq": j, "name": p.name, "id_number": p.id_number,
                      "bank_code": p.bank_code, "account_no": p.account_no, "amount": p.amount}
                     for doc_id, d in zip(ids, documents, strict=True) for j, p in enumerate(d.payees))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
@@ -41,13 +42,22 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
+@lru_cache(maxsize=1024)
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the DER certificate, lowercase hex: the registry's key."""
+    """SHA-256 of the DER certificate, lowercase hex: the registry's key (asked a dozen
+    times per envelope for the same few certificates, hence the cache)."""
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
+
+
+@lru_cache(maxsize=1024)
+def issuer_der(cert: x509.Certificate) -> bytes:
+    """The issuer Name's DER (signer and recipient identifiers compare it once per envelope,
+    and the same few certificates come back in every envelope)."""
+    return cert.issuer.public_bytes()
 
 
 def subject_key_id(cert: x509.Certificate) -> bytes | None:

@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..pki.certs import subject_key_id
+from ..pki.certs import issuer_der, subject_key_id
 from ..reasons import Layer, Refusal
 from . import derparts
 from .derparts import Tlv
@@ -184,7 +184,7 @@ def _find_signer_cert(sid: cms.SignerIdentifier, candidates: list[x509.Certifica
         if sid.name == "issuer_and_serial_number":
             isn = sid.chosen
             return (cert.serial_number == isn["serial_number"].native
-                    and cert.issuer.public_bytes() == isn["issuer"].dump())
+                    and issuer_der(cert) == isn["issuer"].dump())
         return subject_key_id(cert) == sid.chosen.native
 
     for cert in candidates:
@@ -196,13 +196,23 @@ def _find_signer_cert(sid: cms.SignerIdentifier, candidates: list[x509.Certifica
     return None
 
 
-def _single_attr(attrs: cms.CMSAttributes, name: str, layer: Layer, index: int) -> object:
-    found = [a for a in attrs if a["type"].native == name]
-    if not found:
-        raise Refusal("SIGNED_ATTRS_MISSING", layer, f"signer {index + 1}: no {name} signed attribute")
-    if len(found) > 1 or len(found[0]["values"]) != 1:
-        raise Refusal("MALFORMED_DER", layer, f"signer {index + 1}: {name} must occur once with one value")
-    return found[0]["values"][0]
+_REQUIRED_ATTRS = ("content_type", "message_digest", "signing_time")
+
+
+def _required_attrs(attrs: cms.CMSAttributes, layer: Layer, index: int) -> list[object]:
+    """The values of contentType, messageDigest and signingTime, each required once with one value."""
+    found: dict[str, list] = {}
+    for attr in attrs:  # one pass: each attribute's type is parsed once
+        found.setdefault(attr["type"].native, []).append(attr["values"])
+    out = []
+    for name in _REQUIRED_ATTRS:
+        values = found.get(name)
+        if not values:
+            raise Refusal("SIGNED_ATTRS_MISSING", layer, f"signer {index + 1}: no {name} signed attribute")
+        if len(values) > 1 or len(values[0]) != 1:
+            raise Refusal("MALFORMED_DER", layer, f"signer {index + 1}: {name} must occur once with one value")
+        out.append(values[0][0])
+    return out
 
 
 def _pss_padding(params: algos.RSASSAPSSParams, digest: str, layer: Layer, index: int) -> padding.PSS:
@@ -248,9 +258,7 @@ def verify_signer_info(
     attrs = si["signed_attrs"]
     if not attrs:
         raise Refusal("SIGNED_ATTRS_MISSING", layer, f"signer {n}: no signed attributes")
-    ctype = _single_attr(attrs, "content_type", layer, index)
-    md = _single_attr(attrs, "message_digest", layer, index)
-    st = _single_attr(attrs, "signing_time", layer, index)
+    ctype, md, st = _required_attrs(attrs, layer, index)
     if ctype.native != content_type:
         raise Refusal("CONTENT_TYPE_MISMATCH", layer, f"signer {n}: contentType {ctype.native} vs {content_type}")
     if md.native != hashlib.new(digest, content).digest():

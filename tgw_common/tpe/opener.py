@@ -9,8 +9,9 @@ raises a Refusal with its reason code and layer.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -132,16 +133,23 @@ class EnvelopeOpener:
                             releaser=_summary(check, entry), sealed=layer.content)
 
     # --- every layer
-    def open(self, data: bytes, *, moment: datetime | None = None, validate_documents: bool = True) -> OpenedEnvelope:
+    def open(self, source: bytes | Path, *, moment: datetime | None = None,
+             validate_documents: bool = True) -> OpenedEnvelope:
+        """Every layer in order. Given the file's path rather than its bytes, only this method
+        holds them, and lets go of them once the seal is open: a large envelope is then in
+        memory as ciphertext or as plaintext, not both."""
         if self.treasury_key is None or self.treasury_certificate is None:
             raise RuntimeError("opening needs the treasury certificate and private key (inner zone only)")
         moment = moment or datetime.now(UTC)
         registered = self.registry.current()  # one consistent view of the registry for the whole envelope
+        data = source.read_bytes() if isinstance(source, Path) else source
         release = self.check_release(data, moment=moment, registered=registered)
 
         approved, seal = open_seal(release.sealed, certificate=self.treasury_certificate,
                                    private_key=self.treasury_key, ciphers=self.policy.content_ciphers,
                                    legacy=self.legacy)
+        release = replace(release, sealed=memoryview(b""))
+        del data
 
         layer = read_signed(approved, layer=Layer.APPROVAL, digests=self.policy.digest_algorithms,
                             signatures=self.policy.signature_algorithms, lookup=self._lookup)

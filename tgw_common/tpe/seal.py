@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as x509_asn1
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..pki.certs import subject_key_id
+from ..pki.certs import issuer_der, subject_key_id
 from ..reasons import Layer, Refusal
 from . import derparts
 from .cms import open_content_info, parsing
@@ -53,8 +54,16 @@ def _oaep() -> padding.OAEP:
 def _names_recipient(rid: cms.RecipientIdentifier, cert: x509.Certificate) -> bool:
     if rid.name == "issuer_and_serial_number":
         return (rid.chosen["serial_number"].native == cert.serial_number
-                and rid.chosen["issuer"].dump() == cert.issuer.public_bytes())
+                and rid.chosen["issuer"].dump() == issuer_der(cert))
     return subject_key_id(cert) == rid.chosen.native
+
+
+@lru_cache(maxsize=32)
+def _key_transport_of(encoded: bytes, legacy: bool) -> str:
+    """`_key_transport` of an encoded KeyEncryptionAlgorithm. Agencies' software writes the
+    same few parameter sets over and over: each encoding is parsed and judged once (a
+    refusal is an exception, so it is never cached)."""
+    return _key_transport(cms.KeyEncryptionAlgorithm.load(encoded), legacy)
 
 
 def _key_transport(alg: cms.KeyEncryptionAlgorithm, legacy: bool) -> str:
@@ -109,7 +118,7 @@ def open_seal(data: bytes | memoryview, *, certificate: x509.Certificate, privat
         cipher = alg["algorithm"].native
         if cipher not in ciphers or (not auth) != (cipher in CBC_KEY_BYTES):
             raise Refusal("UNSUPPORTED_ALGORITHM", L, f"content encryption {cipher} not allowed in {ctype}")
-        transport = _key_transport(mine[0]["key_encryption_algorithm"], legacy)
+        transport = _key_transport_of(mine[0]["key_encryption_algorithm"].dump(), legacy)
         encrypted_key = mine[0]["encrypted_key"].native
         ciphertext = derparts.body(buf, eci["encryptedContent"]) if "encryptedContent" in eci else None
         if not auth:
