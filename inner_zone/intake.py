@@ -286,9 +286,9 @@ class Intake:
                        detail={"documents": count, "epayment_limit": policy.epayment_limit})
 
     def _already_loaded(self, job: _Job) -> Outcome | None:
-        # A plain connection, not a session: this runs for every envelope and finds nothing
-        # almost always, so it should cost as little as a query can.
-        with self.engine.connect() as conn:
+        # A plain autocommit connection, not a session: this runs for every envelope and finds
+        # nothing almost always, so it should cost as little as a query can (no BEGIN/ROLLBACK).
+        with self.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
             row = conn.execute(_BY_SHA, {"sha": job.sha256}).first()
         if row is None:
             return None

@@ -110,7 +110,8 @@ class SignerRegistry:
         One small query per call instead of one per signature: the opener asks once per
         envelope, and a revocation is seen by the very next envelope.
         """
-        with self.engine.connect() as conn:
+        with self.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            # Autocommit: one SELECT alone needs no BEGIN and ROLLBACK (two round trips on PostgreSQL).
             generation = conn.execute(select(RegistryStateRow.generation).where(RegistryStateRow.id == 1)).scalar()
         generation = generation or 0
         cached = self._cache
