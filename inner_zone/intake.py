@@ -149,6 +149,7 @@ class Intake:
         self.session_id = session_id
         self.via = via
         self.hop = hop
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")  # for look-ups alone
         # Archived files whose "archived" mark is not yet committed: (load row id, event),
         # and the folders their renames touched. The runner makes them durable once per
         # batch: fsync the folders, then commit the marks (never the other way round).
@@ -288,7 +289,7 @@ class Intake:
     def _already_loaded(self, job: _Job) -> Outcome | None:
         # A plain autocommit connection, not a session: this runs for every envelope and finds
         # nothing almost always, so it should cost as little as a query can (no BEGIN/ROLLBACK).
-        with self.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        with self._autocommit.connect() as conn:
             row = conn.execute(_BY_SHA, {"sha": job.sha256}).first()
         if row is None:
             return None

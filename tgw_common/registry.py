@@ -94,6 +94,8 @@ class RegistryError(ValueError):
 class SignerRegistry:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # For one SELECT alone: no BEGIN and ROLLBACK around it (two round trips on PostgreSQL).
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         create_tables(engine)
         self._cache: tuple[int, dict[str, Signer]] | None = None
 
@@ -110,8 +112,7 @@ class SignerRegistry:
         One small query per call instead of one per signature: the opener asks once per
         envelope, and a revocation is seen by the very next envelope.
         """
-        with self.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
-            # Autocommit: one SELECT alone needs no BEGIN and ROLLBACK (two round trips on PostgreSQL).
+        with self._autocommit.connect() as conn:
             generation = conn.execute(select(RegistryStateRow.generation).where(RegistryStateRow.id == 1)).scalar()
         generation = generation or 0
         cached = self._cache
