@@ -19,7 +19,7 @@ from functools import lru_cache
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as x509_asn1
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -235,6 +235,10 @@ def verify_signer_info(
     cert = _find_signer_cert(si["sid"], certificates, lookup)
     if cert is None:
         raise Refusal("SIGNER_CERT_MISSING", layer, f"signer {n}: certificate not in the message nor the registry")
+    # cryptography parses names and extensions on first use. Using them here, inside the
+    # layer's parse, makes a damaged certificate MALFORMED_DER rather than an exception
+    # wherever its name is next needed (path validation, messages, the verdict).
+    cert.subject, cert.issuer, cert.extensions  # noqa: B018
     digest = si["digest_algorithm"]["algorithm"].native
     if digest not in HASHES or digest not in digests:
         raise Refusal("UNSUPPORTED_ALGORITHM", layer, f"signer {n}: digest {digest} not allowed")
@@ -251,7 +255,10 @@ def verify_signer_info(
         raise Refusal("UNSUPPORTED_ALGORITHM", layer, f"signer {n}: signature algorithm {sig_name} not allowed")
     if scheme not in signatures:
         raise Refusal("UNSUPPORTED_ALGORITHM", layer, f"signer {n}: {scheme} not allowed by the policy")
-    public_key = cert.public_key()
+    try:
+        public_key = cert.public_key()
+    except UnsupportedAlgorithm:  # a key type cryptography does not know is not RSA either
+        public_key = None
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise Refusal("UNSUPPORTED_ALGORITHM", layer, f"signer {n}: only RSA signer keys are accepted")
 
