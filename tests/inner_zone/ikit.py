@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -127,6 +128,22 @@ def cli(*args: str) -> tuple[int, str]:
 def process_json(zone: Zone, path: Path, *extra: str) -> tuple[int, dict]:
     code, out = cli("inner", "process", str(path), "--config", str(zone.config), "--json", *extra)
     return code, json.loads(out)
+
+
+def run_once(zone: Zone):
+    """One runner in this process until the spool is empty (what a restart does, minus the process)."""
+    from inner_zone.runner import InnerRunner
+    from tgw_common.config import load_config
+
+    runner = InnerRunner(load_config(zone.config))
+    runner.run(until_idle=True)
+    return runner
+
+
+def q(zone: Zone, sql: str, *args) -> list[tuple]:
+    """Rows of a query against the zone's SQLite database."""
+    with sqlite3.connect(zone.db_url.removeprefix("sqlite:///")) as conn:
+        return conn.execute(sql, args).fetchall()
 
 
 class RunnerProc:

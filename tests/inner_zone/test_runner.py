@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -12,23 +11,9 @@ from tests.kit import NOW
 from tgw_common.config import load_config
 from tgw_common.documents import bad_documents
 
-from .ikit import RunnerProc, Zone, envelope, make_zone, wait_until
+from .ikit import RunnerProc, Zone, envelope, make_zone, q, run_once, wait_until
 
 A = "A10001"
-
-
-def run_once(zone: Zone):
-    """One runner in this process until the spool is empty (what a restart does, minus the process)."""
-    from inner_zone.runner import InnerRunner
-
-    runner = InnerRunner(load_config(zone.config))
-    runner.run(until_idle=True)
-    return runner
-
-
-def q(zone: Zone, sql: str, *args) -> list[tuple]:
-    with sqlite3.connect(zone.db_url.removeprefix("sqlite:///")) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 def events_of(zone: Zone, tracking_id: str) -> list[str]:
@@ -124,7 +109,6 @@ def test_crash_between_commit_and_archive_is_finished_not_loaded_twice(zone, fki
     assert len(zone.archived()) == 1 and not zone.quarantine_entries()
 
 
-
 def archived_marks(zone: Zone) -> list[tuple]:
     return q(zone, "SELECT envelope_id, tracking_id FROM provenance_events WHERE event = 'archived'")
 
@@ -170,7 +154,6 @@ def test_a_copy_met_before_the_crashed_original_is_a_duplicate(zone, fkit, monke
     assert events_of(zone, "T0080")[-2:] == ["loaded", "archived"]
     assert archived_marks(zone) == [(f"{A}-E00000080", "T0080")]
     assert len(zone.archived()) == 1 and not list(zone.inbound.glob("*.p7m"))
-
 
 
 def test_a_loaded_file_out_of_tries_is_archived_once_at_start_up(tmp_path, demo_pki, fkit, monkeypatch):

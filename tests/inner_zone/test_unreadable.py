@@ -8,29 +8,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 
 import pytest
 
-from tgw_common.config import load_config
-
-from .ikit import TGW, Zone, cli, envelope, make_zone, wait_until
+from .ikit import TGW, Zone, cli, envelope, make_zone, q, run_once, wait_until
 
 A = "A10001"
-
-
-def run_once(zone: Zone):
-    from inner_zone.runner import InnerRunner
-
-    runner = InnerRunner(load_config(zone.config))
-    runner.run(until_idle=True)
-    return runner
-
-
-def q(zone: Zone, sql: str, *args) -> list[tuple]:
-    with sqlite3.connect(zone.db_url.removeprefix("sqlite:///")) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 def loaded(zone: Zone) -> list[str]:
