@@ -58,7 +58,9 @@ def read_signed(data: bytes | memoryview, *, layer: Layer, digests: list[str], s
             raise Refusal("WRONG_CONTENT_TYPE", layer, f"encapsulated content is {content_type}, expected data")
         if len(eci) > 2 or (len(eci) == 2 and eci[1].tag != derparts.context(0)):
             raise derparts.DerError("encapContentInfo: eContent must be [0] EXPLICIT")
-        content = derparts.body(buf, derparts.only_child(buf, eci[1], derparts.OCTET_STRING, "eContent")) if len(eci) == 2 else None
+        content = None
+        if len(eci) == 2:
+            content = derparts.body(buf, derparts.only_child(buf, eci[1], derparts.OCTET_STRING, "eContent"))
         if not content:
             raise Refusal("CONTENT_MISSING", layer, "the signed content is detached or empty")
         for alg in cms.DigestAlgorithms.load(derparts.whole(buf, parts["digestAlgorithms"])):
@@ -70,9 +72,8 @@ def read_signed(data: bytes | memoryview, *, layer: Layer, digests: list[str], s
         if not signer_infos:
             raise Refusal("APPROVALS_MISSING", layer, "no signatures")
         # CertificateChoices: a bare Certificate is a SEQUENCE; the other choices are tagged.
-        certificates = [certificate_from_der(derparts.whole(buf, c))
-                        for c in derparts.children(buf, parts["certificates"]) if c.tag == derparts.SEQUENCE] \
-            if "certificates" in parts else []
+        choices = derparts.children(buf, parts["certificates"]) if "certificates" in parts else []
+        certificates = [certificate_from_der(derparts.whole(buf, c)) for c in choices if c.tag == derparts.SEQUENCE]
         checks = [verify_signer_info(si, i, layer=layer, content=content, content_type=content_type,
                                      certificates=certificates, lookup=lookup, digests=digests,
                                      signatures=signatures)
