@@ -32,7 +32,7 @@ def test_500_files_with_loss_and_bursts_all_arrive_once_and_intact(link):
     link.sender()
     for name, data in files.items():
         link.publish(name, data)
-    wait_until(lambda: _finished(link, files, 2), 150, "500 files through the lossy relay")
+    wait_until(lambda: _finished(link, files, 2), 300, "500 files through the lossy relay")  # generous: a loaded VM
     stats = json.loads(relay.stop())
     assert stats["dropped"] > 0 and stats["burst_dropped"] > 0 and stats["duplicated"] > 0
     check_inbound(link, files)
