@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 
@@ -42,21 +40,18 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
-@lru_cache(maxsize=1024)
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the DER certificate, lowercase hex: the registry's key (asked a dozen
-    times per envelope for the same few certificates, hence the cache)."""
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    """SHA-256 of the DER certificate, lowercase hex: the registry's key. Hashed by the
+    library over its own copy of the DER (it is asked a dozen times per envelope)."""
+    return cert.fingerprint(hashes.SHA256()).hex()
 
 
 def der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-@lru_cache(maxsize=1024)
 def issuer_der(cert: x509.Certificate) -> bytes:
-    """The issuer Name's DER (signer and recipient identifiers compare it once per envelope,
-    and the same few certificates come back in every envelope)."""
+    """The issuer Name's DER, as signer and recipient identifiers name it."""
     return cert.issuer.public_bytes()
 
 

@@ -34,7 +34,9 @@ HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 # asn1crypto's names for "RSA PKCS #1 v1.5 with hash H" that TPE/1 accepts; plain rsaEncryption
 # (what openssl writes) takes its hash from the SignerInfo's digestAlgorithm.
 PKCS1_SIG = {"sha256_rsa": "sha256", "sha384_rsa": "sha384", "sha512_rsa": "sha512", "rsassa_pkcs1v15": None}
-_PARSE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, OverflowError, UnicodeError, NotImplementedError)
+# cryptography's own certificate errors derive from Exception, not ValueError.
+_PARSE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, OverflowError, UnicodeError, NotImplementedError,
+                 x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 
 
 @contextmanager
@@ -82,7 +84,7 @@ def open_content_info(data: bytes | memoryview, layer: Layer, expected: tuple[st
             raise derparts.DerError("not a SEQUENCE")
         if top.end != len(buf):
             raise Refusal("TRAILING_DATA", layer, f"{len(buf) - top.end} bytes after the ContentInfo")
-        kids = derparts.children(buf, top)
+        kids = derparts.children(buf, top, limit=3)
         if not kids:
             raise derparts.DerError("empty")
         ctype = derparts.content_type(buf, kids[0], "contentType")
@@ -139,6 +141,8 @@ def ber_problem(data: bytes, max_depth: int = 64) -> str | None:
                 pos += count
             if pos + length > end:
                 return "length beyond the end"
+            if first == 0x06 and length > derparts.MAX_OID_BYTES:
+                return f"an OBJECT IDENTIFIER of {length} bytes at byte {pos}"
             if first & 0x20:
                 if first & 0xC0 == 0 and first & 0x1F in _STRING_TAGS:
                     return f"constructed string at byte {pos}"
@@ -164,9 +168,19 @@ class SignerCheck:
     index: int
 
 
-@lru_cache(maxsize=512)
+# Real certificates are 1-2 KB; the cache must not keep what a hostile envelope carries.
+_CACHED_CERT_BYTES = 16 * 1024
+
+
 def certificate_from_der(encoded: bytes) -> x509.Certificate:
     """Signers send the same few certificates in every envelope: parse each once."""
+    if len(encoded) > _CACHED_CERT_BYTES:
+        return x509.load_der_x509_certificate(encoded)
+    return _cached_certificate(encoded)
+
+
+@lru_cache(maxsize=512)
+def _cached_certificate(encoded: bytes) -> x509.Certificate:
     return x509.load_der_x509_certificate(encoded)
 
 

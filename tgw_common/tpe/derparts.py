@@ -55,9 +55,13 @@ def read_tlv(buf: memoryview, pos: int, end: int) -> Tlv:
     return Tlv(tag, pos, body, body + length)
 
 
-def children(buf: memoryview, parent: Tlv) -> list[Tlv]:
+def children(buf: memoryview, parent: Tlv, limit: int = 64) -> list[Tlv]:
+    """The TLVs inside `parent`; more than `limit` of them is a DerError (no CMS structure
+    here has more, and a hostile one could hold millions)."""
     out, pos = [], parent.body
     while pos < parent.end:
+        if len(out) == limit:
+            raise DerError(f"more than {limit} values where at most {limit} are expected")
         child = read_tlv(buf, pos, parent.end)
         out.append(child)
         pos = child.end
@@ -67,7 +71,7 @@ def children(buf: memoryview, parent: Tlv) -> list[Tlv]:
 def fields(buf: memoryview, parent: Tlv, what: str, shape: list[tuple[str, int, bool]]) -> dict[str, Tlv]:
     """Match the children of a SEQUENCE against (name, tag, required) in order."""
     found: dict[str, Tlv] = {}
-    kids = children(buf, parent)
+    kids = children(buf, parent, limit=len(shape) + 1)
     i = 0
     for name, tag, required in shape:
         if i < len(kids) and kids[i].tag == tag:
@@ -81,7 +85,7 @@ def fields(buf: memoryview, parent: Tlv, what: str, shape: list[tuple[str, int, 
 
 
 def only_child(buf: memoryview, parent: Tlv, tag: int, what: str) -> Tlv:
-    kids = children(buf, parent)
+    kids = children(buf, parent, limit=2)
     if len(kids) != 1 or kids[0].tag != tag:
         raise DerError(f"{what}: expected exactly one value with tag 0x{tag:02x}")
     return kids[0]
@@ -103,7 +107,14 @@ def oid_name(encoded: bytes) -> str:
     return value.native or value.dotted
 
 
+# The longest OID in CMS is about a dozen bytes; asn1crypto decodes a long one in
+# quadratic time (a 1 MB OID costs minutes), so longer ones are refused unread.
+MAX_OID_BYTES = 64
+
+
 def content_type(buf: memoryview, tlv: Tlv, what: str) -> str:
     if tlv.tag != OID:
         raise DerError(f"{what}: not an OBJECT IDENTIFIER")
+    if tlv.end - tlv.body > MAX_OID_BYTES:
+        raise DerError(f"{what}: an OBJECT IDENTIFIER of {tlv.end - tlv.body} bytes")
     return oid_name(whole(buf, tlv))

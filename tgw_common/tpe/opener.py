@@ -136,8 +136,8 @@ class EnvelopeOpener:
     def open(self, source: bytes | Path, *, moment: datetime | None = None,
              validate_documents: bool = True) -> OpenedEnvelope:
         """Every layer in order. Given the file's path rather than its bytes, only this method
-        holds them, and lets go of them once the seal is open: a large envelope is then in
-        memory as ciphertext or as plaintext, not both."""
+        holds them, and lets go of them once the seal is open: a large envelope is in memory
+        as ciphertext and plaintext at once only while it is being decrypted."""
         if self.treasury_key is None or self.treasury_certificate is None:
             raise RuntimeError("opening needs the treasury certificate and private key (inner zone only)")
         moment = moment or datetime.now(UTC)

@@ -111,9 +111,9 @@ class _ViewReader(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        if base + offset < 0:
+        if whence == io.SEEK_SET and offset < 0:
             raise ValueError("negative seek position")
-        self._pos = base + offset
+        self._pos = max(0, base + offset)  # as io.BytesIO: a relative seek before the start stops at 0
         return self._pos
 
     def tell(self) -> int:

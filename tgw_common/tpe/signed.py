@@ -50,7 +50,7 @@ def read_signed(data: bytes | memoryview, *, layer: Layer, digests: list[str], s
     buf, signed_data, _ = open_content_info(data, layer, ("signed_data",))
     with parsing(layer, "SignedData"):
         parts = derparts.fields(buf, signed_data, "SignedData", _SIGNED_DATA)
-        eci = derparts.children(buf, parts["encapContentInfo"])
+        eci = derparts.children(buf, parts["encapContentInfo"], limit=3)
         if not eci:
             raise derparts.DerError("encapContentInfo is empty")
         content_type = derparts.content_type(buf, eci[0], "eContentType")
