@@ -21,18 +21,22 @@ def _finished(link, files, copies):
 
 def test_500_files_with_loss_and_bursts_all_arrive_once_and_intact(link):
     rng = random.Random(500)
-    # Most files small, a few large, up to 50 MB: about 90 MB in all, twice, plus FEC.
+    # Most files small, a few large, up to 50 MB: about 90 MB in all, three times, plus FEC.
+    # Three copies, not the default two: a round has about 190 bursts of 20 lost datagrams,
+    # which wipe a 2-3 datagram file out of that round about 2 % of the time, so with two
+    # rounds one of 500 files is lost in both about one run in five (a reported gap, for
+    # `tgw transfer resend`, which the 30 %-loss test below covers). Three make it ~0.5 %.
     sizes = [int(1024 * 2 ** rng.uniform(0, 7)) for _ in range(494)]
     sizes += [1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20, 50 << 20]
     rng.shuffle(sizes)
     files = make_files(rng, sizes)
-    link.write_configs(send={"rate_bps": 400_000_000})
+    link.write_configs(send={"rate_bps": 400_000_000, "repeat": 3})
     link.receiver()
     relay = link.relay(*LOSSY, "--seed", "11")
     link.sender()
     for name, data in files.items():
         link.publish(name, data)
-    wait_until(lambda: _finished(link, files, 2), 300, "500 files through the lossy relay")  # generous: a loaded VM
+    wait_until(lambda: _finished(link, files, 3), 300, "500 files through the lossy relay")  # generous: a loaded VM
     stats = json.loads(relay.stop())
     assert stats["dropped"] > 0 and stats["burst_dropped"] > 0 and stats["duplicated"] > 0
     check_inbound(link, files)
@@ -40,7 +44,7 @@ def test_500_files_with_loss_and_bursts_all_arrive_once_and_intact(link):
     seqs = [r[0] for r in link.outer_rows("select seq from transfer_sent order by seq")]
     assert seqs == list(range(1, 501))
     events = dict(link.outer_rows("select event, count(*) from provenance_events group by event"))
-    assert events["sent"] == 1000
+    assert events["sent"] == 1500
 
 
 def test_30_percent_loss_gaps_reported_within_a_heartbeat_and_resend_completes(link, tmp_path):
