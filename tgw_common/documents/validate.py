@@ -127,14 +127,16 @@ def validate_documents(manifest: dict[str, Any], documents: Mapping[str, bytes] 
     return result
 
 
-def amount_or_refusal(path: str, kind: str, doc: dict[str, Any], bank_codes_file: str | None = None) -> int:
+def amount_or_refusal(path: str, kind: str, doc: dict[str, Any]) -> int:
     """What the document adds to the control total; a document too malformed to say is
     refused with the finding its schema gives (the payload layer adds up amounts before the
     documents layer has looked at them)."""
     try:
         return document_amount(kind, doc)
     except (KeyError, TypeError, ValueError):
-        finding = schema.first_problem(kind, doc, bank_codes_file)
+        # An amount that cannot be read is a structural finding, which comes before any
+        # rule's: the bank list (the only thing configured) cannot change it.
+        finding = schema.first_problem(kind, doc)
         if finding:
             raise _refuse(finding.code or "DOCUMENT_INVALID", path, kind, finding.path, finding.message) from None
         raise _refuse("DOCUMENT_INVALID", path, kind, "$", "its amount cannot be read") from None

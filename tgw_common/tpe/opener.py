@@ -9,7 +9,7 @@ raises a Refusal with its reason code and layer.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,6 @@ class ReleaseCheck:
     sha256: str  # of the whole envelope file
     release_digest: str  # SHA-256 of the sealed blob (layer 2) the releaser signed
     releaser: SignerSummary
-    sealed: memoryview = field(repr=False)  # a view into the envelope as read
 
 
 @dataclass(frozen=True)
@@ -119,6 +118,12 @@ class EnvelopeOpener:
     def check_release(self, data: bytes, *, moment: datetime | None = None, agency: str | None = None,
                       registered: dict[str, Signer] | None = None) -> ReleaseCheck:
         """The release layer alone: one releaser, signature, path, CRL, registry (and agency, if given)."""
+        return self._release(data, moment=moment, agency=agency, registered=registered)[0]
+
+    def _release(self, data: bytes | memoryview, *, moment: datetime | None, agency: str | None = None,
+                 registered: dict[str, Signer] | None = None) -> tuple[ReleaseCheck, memoryview]:
+        """`check_release`, and the sealed blob as a view into `data` (for `open` only: the
+        view keeps the whole envelope's bytes alive)."""
         moment = moment or datetime.now(UTC)
         registered = registered if registered is not None else self.registry.current()
         if len(data) > self.limits.max_envelope_bytes:
@@ -130,7 +135,7 @@ class EnvelopeOpener:
                             carried=layer.certificates, registered=registered)
         return ReleaseCheck(sha256=hashlib.sha256(data).hexdigest(),
                             release_digest=hashlib.sha256(layer.content).hexdigest(),
-                            releaser=_summary(check, entry), sealed=layer.content)
+                            releaser=_summary(check, entry)), layer.content
 
     # --- every layer
     def open(self, source: bytes | Path, *, moment: datetime | None = None,
@@ -143,13 +148,12 @@ class EnvelopeOpener:
         moment = moment or datetime.now(UTC)
         registered = self.registry.current()  # one consistent view of the registry for the whole envelope
         data = source.read_bytes() if isinstance(source, Path) else source
-        release = self.check_release(data, moment=moment, registered=registered)
+        release, sealed = self._release(data, moment=moment, registered=registered)
 
-        approved, seal = open_seal(release.sealed, certificate=self.treasury_certificate,
+        approved, seal = open_seal(sealed, certificate=self.treasury_certificate,
                                    private_key=self.treasury_key, ciphers=self.policy.content_ciphers,
                                    legacy=self.legacy)
-        release = replace(release, sealed=memoryview(b""))
-        del data
+        del data, sealed
 
         layer = read_signed(approved, layer=Layer.APPROVAL, digests=self.policy.digest_algorithms,
                             signatures=self.policy.signature_algorithms, lookup=self._lookup)

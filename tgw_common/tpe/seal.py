@@ -58,11 +58,17 @@ def _names_recipient(rid: cms.RecipientIdentifier, cert: x509.Certificate) -> bo
     return subject_key_id(cert) == rid.chosen.native
 
 
-@lru_cache(maxsize=32)
 def _key_transport_of(encoded: bytes, legacy: bool) -> str:
     """`_key_transport` of an encoded KeyEncryptionAlgorithm. Agencies' software writes the
-    same few parameter sets over and over: each encoding is parsed and judged once (a
-    refusal is an exception, so it is never cached)."""
+    same few parameter sets over and over: each is parsed and judged once. Only encodings
+    of a real parameter set's size are cached, and a refusal (an exception) never is."""
+    if len(encoded) > 256:
+        return _key_transport(cms.KeyEncryptionAlgorithm.load(encoded), legacy)
+    return _cached_key_transport(encoded, legacy)
+
+
+@lru_cache(maxsize=32)
+def _cached_key_transport(encoded: bytes, legacy: bool) -> str:
     return _key_transport(cms.KeyEncryptionAlgorithm.load(encoded), legacy)
 
 
