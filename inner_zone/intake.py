@@ -33,7 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tgw_common.config import Config
 from tgw_common.db import transaction, utcnow
@@ -42,6 +42,7 @@ from tgw_common.events import Provenance
 from tgw_common.reasons import Layer, Refusal
 from tgw_common.spool import fsync_dir
 from tgw_common.tpe import EnvelopeOpener, OpenedEnvelope
+from tgw_common.tpe.opener import internal_error
 
 from .agencies import AgencyPolicy, policy_for
 from .fileops import place_file, sha256_file, tracking_id
@@ -248,6 +249,8 @@ class Intake:
             opened = self.opener.open(job.src, moment=moment, validate_documents=False)
         except Refusal as refusal:
             return self._refuse(job, refusal)
+        except Exception as exc:
+            return self._defect(job, exc)
         if opened.sha256 != job.sha256:
             # Only a file changed under us can do this (an operator's file given to `process`).
             raise RuntimeError(f"{job.name} changed while it was being read; try again")
@@ -421,6 +424,17 @@ class Intake:
                                          "path": archive_path, **extra}))
 
     # ------------------------------------------------------------------ refusals
+    def _defect(self, job: _Job, exc: Exception) -> Outcome:
+        """Opening an envelope is a pure judgement of its bytes: an exception of no known kind
+        there is a defect and would raise again on every try. It is quarantined at once as
+        INTERNAL_ERROR (monitoring alerts on it) with its traceback logged once, instead of
+        a retry loop ending in POISON. The machine's own trouble still goes to the runner."""
+        if isinstance(exc, OSError | MemoryError | SQLAlchemyError):
+            raise exc
+        log.exception("defect: unexpected exception while opening an envelope",
+                      extra={"file": job.name, "tracking_id": job.tracking_id, "sha256": job.sha256})
+        return self._refuse(job, internal_error(exc))
+
     def _refuse(self, job: _Job, refusal: Refusal) -> Outcome:
         hold = bool(refusal.detail.get("hold"))
         outcome = Outcome("held" if hold else "refused", job.name, job.sha256, job.tracking_id,
@@ -436,7 +450,8 @@ class Intake:
         with transaction(self.engine) as s:
             self.provenance.record("claimed", self.hop, session=s, at=job.claimed_at, file=job.name,
                                    tries=job.tries, size=job.size, **ids_)
-            for step in STEPS[:_PASSED[refusal.layer]]:
+            passed = 0 if refusal.code == "INTERNAL_ERROR" else _PASSED[refusal.layer]
+            for step in STEPS[:passed]:
                 self.provenance.record(step, self.hop, session=s, at=now, **ids_)
             self.provenance.record("refused", self.hop, session=s, at=now, reason=refusal.code,
                                    layer=str(refusal.layer), message=refusal.message[:500],

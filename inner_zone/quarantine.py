@@ -55,7 +55,10 @@ class Quarantine:
         self.dirs = {"quarantine": Path(quarantine_dir), "held": Path(held_dir)}
         for d in self.dirs.values():
             (d / ".tmp").mkdir(parents=True, exist_ok=True)
-        self._status_cache: dict[str, tuple[int, str | None]] = {}
+        self._status_cache: dict[str, tuple[int, str | None, str | None]] = {}
+        # Tracking ids of the open INTERNAL_ERROR entries as of the last counts(): each is a
+        # defect of the gateway, which the heartbeat reports and monitoring alerts on.
+        self.last_defects: list[str] = []
 
     # --- where things are
     def _dir_for(self, status: str) -> Path:
@@ -203,6 +206,7 @@ class Quarantine:
         """Open and held entries, for every heartbeat: a JSON file is parsed again only when it
         changed, so a quarantine full of closed entries costs one directory listing."""
         counts = {OPEN: 0, HELD: 0}
+        defects: list[str] = []
         seen: set[str] = set()
         for folder in self.dirs.values():
             for e in os.scandir(folder):
@@ -214,14 +218,19 @@ class Quarantine:
                 cached = self._status_cache.get(key)
                 if cached is None or cached[0] != stamp:
                     try:
-                        status = json.loads(Path(e.path).read_text(encoding="utf-8")).get("status")
+                        entry = json.loads(Path(e.path).read_text(encoding="utf-8"))
                     except (OSError, ValueError):
                         continue
-                    cached = self._status_cache[key] = (stamp, status)
+                    defect = entry.get("tracking_id") or entry.get("id") if entry.get("reason") == "INTERNAL_ERROR" \
+                        else None
+                    cached = self._status_cache[key] = (stamp, entry.get("status"), defect)
                 if cached[1] in counts:
                     counts[cached[1]] += 1
+                    if cached[2]:
+                        defects.append(cached[2])
         for key in set(self._status_cache) - seen:
             del self._status_cache[key]
+        self.last_defects = sorted(defects)
         return counts
 
     def _active(self, qid: str, done: str) -> tuple[Path, dict[str, Any]]:

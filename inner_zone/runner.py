@@ -275,6 +275,7 @@ class InnerRunner(Runner):
         age = self.queue.oldest_age(time.time())
         return {"queue_depth": self.queue.depth(), "oldest_age_seconds": round(age, 1) if age is not None else None,
                 "quarantine": counts["open"], "held": counts["held"], "processed": dict(self.counts),
+                "internal_errors": self.inner.quarantine.last_defects,
                 "last_error": self.last_error}
 
     def shutdown(self) -> None:

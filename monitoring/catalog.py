@@ -61,6 +61,10 @@ _ALL = (
               "在主控台的隔離區逐一處理（重試或結案）；held 表示等待新的 CRL，請先處理 crl_stale 告警。",
               "Work through the quarantine in the console (retry or reject); held envelopes wait for a fresh "
               "CRL: deal with the crl_stale alert first."),
+    CheckInfo("internal_error", "信封處理時發生程式缺陷", "an envelope raised an unexpected exception",
+              "依告警的追蹤編號在執行記錄中找到錯誤堆疊並回報開發者；修正後於主控台隔離區重試該信封。",
+              "Find the traceback for the alert's tracking id in the runner's log and report the defect; once "
+              "fixed, retry the envelope from the console's quarantine."),
     CheckInfo("transfer_gap", "單向傳輸有缺漏", "one-way transfer has gaps",
               "tgw transfer gaps 列出缺漏的序號；確認線路與接收端丟包，再於外部以 tgw transfer resend 重送。",
               "tgw transfer gaps lists the missing sequence numbers; check the link and receiver drops, then "

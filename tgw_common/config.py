@@ -91,6 +91,8 @@ class TrustConfig(Section):
     crl_dir: AnyPath | None = None
     crls: list[ExistingFile] = []
     stale_crl: Literal["refuse", "hold"] = "hold"
+    # Certificates on a signer's path, the signer and the anchor included (root > GCA > signer is 3).
+    max_chain_depth: Annotated[int, Field(ge=2, le=10)] = 4
 
 
 class TreasuryConfig(Section):

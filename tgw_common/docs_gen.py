@@ -47,13 +47,19 @@ DESCRIPTIONS = {
     "events.publish": "ZeroMQ endpoint the process's PUB socket connects to (the zone monitor's `monitor.listen`);"
                       " null: events go to the database only.",
     "events.keep_days": "How long provenance events are kept.",
-    "trust.anchors": "Trust anchors (the government root CA): PEM or DER files, at least one.",
-    "trust.intermediates": "Intermediate CA certificates (e.g. GCA) used to build paths; signers may also carry them.",
+    "trust.anchors": "Trust anchors (the government root CA): PEM or DER files, at least one. Judged at start-up: "
+                     "a certificate that is not a CA (basicConstraints CA:TRUE) or whose keyUsage lacks keyCertSign "
+                     "stops the process with an error naming the file and the subject; an expired or not yet valid "
+                     "one is kept and logged as a warning naming both.",
+    "trust.intermediates": "Intermediate CA certificates (e.g. GCA) used to build paths; signers may also carry them. "
+                           "Judged at start-up like `trust.anchors`.",
     "trust.crl_dir": "Folder of CRLs (`*.crl`, `*.der`, `*.pem`); the newest per issuer is used. Every CA on a path "
                      "needs one, the intermediate's from the root.",
     "trust.crls": "Individual CRL files, in addition to `crl_dir`.",
     "trust.stale_crl": "A CRL past its nextUpdate: `hold` keeps the envelope until a fresh CRL arrives; `refuse` "
                        "refuses it (CRL_STALE either way, never accepted silently).",
+    "trust.max_chain_depth": "Most certificates on a signer's path, the signer and the trust anchor included "
+                             "(root > GCA > signer is 3); a longer path is refused with CERT_CHAIN_TOO_LONG.",
     "treasury.certificate": "The treasury's current envelope certificate: seals must name it.",
     "treasury.private_key": "Its private key: inner zone only; the outer zone has none.",
     "treasury.private_key_password_env": "Name of an environment variable holding the key's password, if encrypted.",

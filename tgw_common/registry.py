@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base, UTCDateTime, create_tables, transaction, utcnow
 from .pki.certs import common_name, der, fingerprint, load_certificate, load_certificate_file, subject_key_id
+from .pki.profile import signing_problem
 from .reasons import Layer, Refusal
 
 ROLES = ("accountant", "head", "releaser")
@@ -136,6 +137,11 @@ class SignerRegistry:
             raise RegistryError("the delegation window ends before it starts")
         if not delegate and (window_from or window_until):
             raise RegistryError("--from/--until apply to delegates only (add --delegate)")
+        unfit = signing_problem(cert)
+        if unfit is not None:
+            # The opener would refuse every signature it made; registering it can only mislead.
+            raise RegistryError(f'certificate "{common_name(cert.subject)}" cannot be registered as a signer: '
+                                f"{unfit[1]} ({unfit[0]})")
         fp = fingerprint(cert)
         ski = subject_key_id(cert)
         with transaction(self.engine) as s:

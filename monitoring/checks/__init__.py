@@ -38,6 +38,7 @@ CHECK_FUNCTIONS: tuple[CheckFn, ...] = (
     CheckFn("stuck", flow.stuck, ("stuck",), ("events",)),
     CheckFn("idle", flow.idle, ("idle",), ("events",)),
     CheckFn("quarantine", flow.quarantine, ("quarantine",), ("daemons",)),
+    CheckFn("internal_error", flow.internal_error, ("internal_error",), ("daemons",)),
     CheckFn("transfer_gap", transfer.transfer_gap, ("transfer_gap",), ("daemons", "events")),
     CheckFn("sender_health", transfer.sender_health, ("sender_health",), ("daemons",)),
     CheckFn("udp_drops", transfer.udp_drops, ("udp_drops",), ("daemons",)),

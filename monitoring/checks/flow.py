@@ -149,3 +149,23 @@ def quarantine(snap: Snapshot, env: CheckEnv, now: datetime) -> list[Alert]:
                 summary_zh=zh.format(n=n), summary_en=en.format(n=n), facts={key: n},
             ))
     return alerts
+
+
+def internal_error(snap: Snapshot, env: CheckEnv, now: datetime) -> list[Alert]:
+    """Envelopes quarantined as INTERNAL_ERROR: judging them raised an exception no rule
+    expected, a defect of the gateway. One critical alert per envelope, naming its tracking
+    id, for as long as its quarantine entry is open."""
+    seen = snap.daemons.get("inner-runner")
+    if seen is None:
+        return []
+    ids = seen.state.get("internal_errors")
+    if not isinstance(ids, list):
+        return []
+    return [Alert(
+        zone=env.zone, hop="inner-runner", check="internal_error", host=seen.host, subject=str(tid),
+        severity="critical",
+        summary_zh=f"信封 {tid} 處理時發生未預期的程式錯誤（INTERNAL_ERROR），已隔離；請查看執行記錄並回報",
+        summary_en=f"envelope {tid} raised an unexpected exception (INTERNAL_ERROR) and was quarantined: "
+                   "a defect, see the runner's log",
+        facts={"tracking_id": str(tid), "reason": "INTERNAL_ERROR"},
+    ) for tid in ids[:MAX_STUCK_ALERTS_PER_HOP]]

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.postgres
 def test_registry_and_opener_on_postgres(pg_url, demo_pki, kit, tmp_path):
     config = load_config(write_config(tmp_path / "cfg", demo_pki, db_url=pg_url))
     registry = SignerRegistry(make_engine(config.database.url))
-    assert len(registry.import_file(demo_pki / "registry.yaml")) == 12
+    assert len(registry.import_file(demo_pki / "registry.yaml")) == 11  # wrong-usage-head is not registrable
     assert registry.import_file(demo_pki / "registry.yaml") == []  # idempotent
     opener = opener_from_config(config, with_private_key=True)
     envelope = kit.envelope("A10001")

@@ -374,7 +374,9 @@ def test_revoked_certificate_passes_before_its_revocation(kit, opener):
 # test drives through the real component (an upload through the Flask app, an envelope
 # through the runner). A code listed there but not really triggered fails in that module.
 COVERAGE_MODULES = (
+    "tests.foundation.test_cert_faults",
     "tests.foundation.test_document_codes",
+    "tests.inner_zone.test_internal_error",
     "tests.inner_zone.test_intake_codes",
     "tests.outer_zone.test_upload_codes",
 )

@@ -81,7 +81,7 @@ class Builder:
 
     # --- certificates made with openssl
     def issued(self, name: str, *, ca: str = "gca", key_usage: str = "critical,digitalSignature,nonRepudiation",
-               ec: bool = False) -> tuple[Path, Path]:
+               ec: bool = False, basic: str = "critical,CA:FALSE") -> tuple[Path, Path]:
         """A fresh key (RSA, or EC P-256) and certificate; `ca` "gca" is the demo GCA (trusted;
         registered only where the zone's set-up says so), anything else a throwaway self-signed
         CA of that name outside the trust anchors."""
@@ -98,7 +98,7 @@ class Builder:
                              "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", ca_cert)
         key, csr, cert = (self.work / f"{name}.{ext}" for ext in ("key", "csr", "pem"))
         ext = self.work / f"{name}.ext"
-        ext.write_text(f"basicConstraints=critical,CA:FALSE\nkeyUsage={key_usage}\n"
+        ext.write_text(f"basicConstraints={basic}\nkeyUsage={key_usage}\n"
                        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
         keygen = ("-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256") if ec else \
             ("-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048")
@@ -108,6 +108,15 @@ class Builder:
                      str(0x7E000000 + len(self._made)), "-days", "30", "-extfile", ext, "-out", cert)
         self._made[name] = (cert, key)
         return cert, key
+
+    def self_signed(self, name: str) -> tuple[Path, Path]:
+        """`openssl req -x509` as a newcomer would run it: self-signed, openssl's default extensions."""
+        if name not in self._made:
+            key, cert = self.work / f"{name}.key", self.work / f"{name}.pem"
+            self.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-subj",
+                         f"/C=TW/O=Demo/OU={A}/CN={name}", "-days", "30", "-out", cert)
+            self._made[name] = (cert, key)
+        return self._made[name]
 
     # --- CMS layers
     def sign(self, content: Path, signers: list[tuple[Path, Path]], *, md: str = "sha256", attached: bool = True,
@@ -248,6 +257,22 @@ def damaged_certificate(old: bytes, new: bytes):
         assert data.count(old) >= 1
         return wrap(b, written(b, data.replace(old, new, 1)))
     return build
+
+
+def release_cert_altered(b: Builder) -> Path:
+    """One byte of the serial number changed in the releaser's carried certificate, outside
+    every signature of the envelope: the releaser is then found by the registry's copy."""
+    data = b.envelope().read_bytes()
+    pem = b.who("releaser")[0].read_text()
+    cert = subprocess.run(["openssl", "x509", "-outform", "DER"], input=pem.encode(), capture_output=True,
+                          check=True).stdout
+    from asn1crypto import x509 as asn1_x509
+
+    serial = asn1_x509.Certificate.load(cert)["tbs_certificate"]["serial_number"].contents
+    last = data.index(cert) + cert.index(serial) + len(serial) - 1
+    changed = bytearray(data)
+    changed[last] ^= 0x01
+    return written(b, bytes(changed))
 
 
 def written(b: Builder, data: bytes, what: str = "file.der") -> Path:
@@ -522,8 +547,15 @@ CASES = [
     Case("approval_cert_unknown_key_type", "UNSUPPORTED_ALGORITHM", "approval", damaged_certificate(
         bytes.fromhex("06092a864886f70d010101"), bytes.fromhex("06092a864886f70d010102"))),
     # OU=A10001 as a UTF8String that is not UTF-8
-    Case("approval_cert_bad_subject", "MALFORMED_DER", "approval", damaged_certificate(
+    Case("approval_cert_bad_subject", "CERT_MALFORMED", "approval", damaged_certificate(
         b"\x0c\x06A10001", b"\x0c\x06\xffA0001")),
+    # --- reported: an approval signer self-signed (openssl req -x509), a GCA-issued CA as head,
+    # a byte changed in the releaser's carried certificate
+    Case("approval_self_signed_head", "CERT_SELF_SIGNED", "approval", lambda b: wrap(
+        b, b.approve(b.payload(), ("accountant", b.self_signed("self-signed-head"))))),
+    Case("approval_ca_head", "CERT_IS_CA", "approval", lambda b: wrap(
+        b, b.approve(b.payload(), ("accountant", b.issued("ca-head", basic="critical,CA:TRUE"))))),
+    Case("release_cert_altered", "CERT_ALTERED", "release", release_cert_altered),
     Case("approval_of_empty_file", "CONTENT_MISSING", "approval", lambda b: wrap(
         b, b.approve(written(b, b"", "empty.zip")))),
     Case("sealed_twice", "WRONG_CONTENT_TYPE", "approval", lambda b: b.release(b.seal(b.seal(b.approved)))),
@@ -637,6 +669,9 @@ def zone_for(root: Path, pki: Path, corpus: Corpus, **sections) -> Zone:
     fp = print_fp.stdout.strip().split("=", 1)[1].replace(":", "").lower()
     code, out = cli("registry", "revoke", *cfg, fp, "--note", "card lost")
     assert code == 0, out
+    # The CA certificate the report had registered as the head is refused, with why.
+    code, out = cli("registry", "add", *cfg, "--cert", certs["ca-head"], "--agency", A, "--role", "head")
+    assert code != 0 and "CA certificate" in out, out
     return zone
 
 
@@ -720,3 +755,20 @@ def test_runner_files_every_case_and_survives(corpus, tmp_path, demo_pki):
             entry = quarantined[tracking_id]
             assert (entry["reason"], entry["layer"]) == (case.code, case.layer), (case.name, entry["message"])
     assert len(zone.archived()) == sum(c.expected_status == "loaded" for c in cases)
+
+
+REPORTED = ("approval_self_signed_head", "approval_ca_head", "release_cert_altered")
+
+
+def test_tgw_envelope_open_json_refuses_the_reported_certificates(corpus, tmp_path, demo_pki):
+    """The issue's report, replayed as a new user would: `tgw envelope open FILE --config ... --json`."""
+    zone = zone_for(tmp_path / "zone", demo_pki, corpus)
+    by_name = {c.name: c for c in CASES}
+    for name in REPORTED:
+        result = subprocess.run([TGW, "envelope", "open", str(corpus.files[name]), "--config", str(zone.config),
+                                 "--json"], capture_output=True, text=True, timeout=120, check=False)
+        assert "Traceback" not in result.stderr, result.stderr
+        verdict = json.loads(result.stdout)
+        assert (verdict["accepted"], verdict["reason"], verdict["layer"]) == (
+            False, by_name[name].code, by_name[name].layer), verdict
+        assert result.returncode == 1

@@ -184,7 +184,6 @@ def build_demo_pki(out: Path, *, agencies: int = 3, key_size: int = 2048, crl_da
     registry.append({"certificate": "extra/expired-accountant.pem", "agency": code, "role": "accountant"})
     wrong_usage, key = person(code, name, "head", usage=_usage(encipher=True))
     _write_pair(extra, "wrong-usage-head", wrong_usage, key)
-    registry.append({"certificate": "extra/wrong-usage-head.pem", "agency": code, "role": "head"})
     rogue_key = _key(key_size)
     rogue = Issuer(issue(_name("Rogue CA"), rogue_key, None, not_before=start, not_after=now + timedelta(days=3650),
                          usage=_usage(ca=True), ca_path_length=0), rogue_key)
@@ -196,7 +195,7 @@ def build_demo_pki(out: Path, *, agencies: int = 3, key_size: int = 2048, crl_da
     summary["extra"] = {
         "revoked-releaser": "in the registry, revoked in crl/gca.crl",
         "expired-accountant": "in the registry, expired 35 days ago",
-        "wrong-usage-head": "in the registry, keyUsage keyEncipherment only",
+        "wrong-usage-head": "keyUsage keyEncipherment only (registry add refuses it)",
         "untrusted-releaser": "in the registry, issued by a CA outside the trust anchors",
         "unregistered-releaser": "valid certificate, not in the registry",
     }

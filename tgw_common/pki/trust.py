@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
@@ -27,9 +27,29 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as pv
 
 from ..reasons import Layer, Refusal
-from .certs import der, fingerprint, load_certificates_file, load_crl
+from . import profile
+from .certs import common_name, der, fingerprint, load_certificates_file, load_crl
 
 log = logging.getLogger(__name__)
+
+
+class _OneLine(logging.Filter):
+    """pyhanko-certvalidator logs an expected failure (a CRL issuer whose path fails) as a
+    warning with the whole stack trace; here it is an ordinary refusal, logged by the caller
+    as one line with its code. The library's own line is kept at debug level, without it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or record.levelno > logging.DEBUG:
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+# Filters of a logger see only its own records, not its children's: each module that logs.
+for _name in ("pyhanko_certvalidator", "pyhanko_certvalidator.revinfo.validate_crl",
+              "pyhanko_certvalidator.revinfo.validate_ocsp", "pyhanko_certvalidator.util",
+              "pyhanko_certvalidator.name_trees", "pyhanko_certvalidator.fetchers.common_utils"):
+    logging.getLogger(_name).addFilter(_OneLine())
 
 
 @dataclass(frozen=True)
@@ -54,9 +74,11 @@ class TrustStore:
     """Everything needed to judge a certificate offline, loaded once per process."""
 
     def __init__(self, anchors: list[x509.Certificate], intermediates: list[x509.Certificate],
-                 crls: list[x509.CertificateRevocationList], *, stale_crl: str = "hold") -> None:
+                 crls: list[x509.CertificateRevocationList], *, stale_crl: str = "hold",
+                 max_chain_depth: int = 4) -> None:
         if not anchors:
             raise ValueError("at least one trust anchor is needed")
+        self.max_chain_depth = max_chain_depth
         self.anchors = anchors
         self.intermediates = intermediates
         self.crls = _newest_per_issuer(crls)
@@ -69,9 +91,12 @@ class TrustStore:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, trust) -> TrustStore:  # trust: tgw_common.config.TrustConfig
-        anchors = [c for p in trust.anchors for c in load_certificates_file(p)]
-        intermediates = [c for p in trust.intermediates for c in load_certificates_file(p)]
+    def from_config(cls, trust, *, now: datetime | None = None) -> TrustStore:  # trust: config.TrustConfig
+        """The configured store, judged first: an anchor or intermediate that is not a CA able to
+        sign certificates is a ValueError naming its file and subject (start-up fails); one that
+        has expired or is not yet valid is logged as a warning naming both, and kept."""
+        anchors = _authorities(trust.anchors, "anchor", now)
+        intermediates = _authorities(trust.intermediates, "intermediate", now)
         crl_files = list(trust.crls)
         if trust.crl_dir is not None and Path(trust.crl_dir).is_dir():
             crl_files += sorted(p for p in Path(trust.crl_dir).iterdir()
@@ -82,7 +107,7 @@ class TrustStore:
                 crls.append(load_crl(p.read_bytes()))
             except ValueError as exc:
                 raise ValueError(f"{p}: not a CRL: {exc}") from None
-        return cls(anchors, intermediates, crls, stale_crl=trust.stale_crl)
+        return cls(anchors, intermediates, crls, stale_crl=trust.stale_crl, max_chain_depth=trust.max_chain_depth)
 
     def crl_status(self) -> list[dict]:
         """Each issuer's newest CRL and when it goes stale (for monitoring and the console)."""
@@ -92,7 +117,8 @@ class TrustStore:
 
     def validate(self, cert: x509.Certificate, *, layer: Layer, moment: datetime, signing_time: datetime,
                  extra_certs: Iterable[x509.Certificate] = ()) -> ValidatedPath:
-        """Judge `cert` for signing: path, validity at both times, revocation, key usage."""
+        """Judge `cert` for signing: its own profile, path, validity at both times, revocation."""
+        profile.check_signer(cert, layer)
         extra = tuple(sorted(fingerprint(c) for c in extra_certs))
         key = (fingerprint(cert), extra)
         # One validation at a time: the parsed anchors and intermediates are shared, and
@@ -105,7 +131,6 @@ class TrustStore:
                 self._cache[key] = cached
             elif moment < _path_valid_from(cached.certificates):
                 cached = self._validate_path(cert, layer=layer, moment=moment, extra_certs=list(extra_certs))
-        _check_key_usage(cert, layer)
         for c in cached.certificates:
             if signing_time > c.not_valid_after_utc:
                 raise Refusal("CERT_EXPIRED", layer, f"{_cn(c)} had expired at the signing time {signing_time:%Y-%m-%dT%H:%M:%SZ}")
@@ -126,27 +151,63 @@ class TrustStore:
             retroactive_revinfo=True,
         )
         validator = CertificateValidator(asn1_x509.Certificate.load(der(cert)), validation_context=context)
-        subject = _cn(cert)
         try:
             path = asyncio.run(validator.async_validate_path())
-        except pv.RevokedError as exc:
-            raise Refusal("CERT_REVOKED", layer, f"{subject}: {exc}") from None
-        except pv.ExpiredError as exc:
-            raise Refusal("CERT_EXPIRED", layer, f"{subject}: {exc}") from None
-        except pv.NotYetValidError as exc:
-            raise Refusal("CERT_NOT_YET_VALID", layer, f"{subject}: {exc}") from None
-        except pv.StaleRevinfoError as exc:
-            raise Refusal("CRL_STALE", layer, f"{subject}: {exc}", hold=self.stale_crl == "hold") from None
-        except pv.InsufficientRevinfoError as exc:
-            raise Refusal("REVOCATION_UNKNOWN", layer, f"{subject}: {exc}") from None
-        except (pv.PathBuildingError, pv.PathValidationError) as exc:
-            raise Refusal("CERT_UNTRUSTED", layer, f"{subject}: {exc}") from None
-        except (ValueError, TypeError) as exc:  # malformed extensions in a hostile certificate
-            raise Refusal("CERT_UNTRUSTED", layer, f"{subject}: cannot be validated: {exc}") from None
+        except Exception as exc:
+            raise self._refusal(exc, cert, layer, extra_certs) from None
         certs = tuple(x509.load_der_x509_certificate(c.dump()) for c in path)
+        if len(certs) > self.max_chain_depth:
+            raise Refusal("CERT_CHAIN_TOO_LONG", layer, f"{_cn(cert)}: a path of {len(certs)} certificates, "
+                                                        f"trust.max_chain_depth is {self.max_chain_depth}")
         limits = [c.not_valid_after_utc for c in certs]
         limits += [nu for c in certs if (nu := self._crl_next_update.get(c.issuer.public_bytes())) is not None]
         return ValidatedPath(certificates=tuple(reversed(certs)), valid_until=min(limits))
+
+    def _refusal(self, exc: Exception, cert: x509.Certificate, layer: Layer,
+                 carried: list[x509.Certificate]) -> Exception:
+        """The reason code for what path validation raised; an exception of no known kind is
+        given back as it is (a defect, not a verdict on the certificate)."""
+        subject = _cn(cert)
+        simple = ((pv.RevokedError, "CERT_REVOKED"), (pv.ExpiredError, "CERT_EXPIRED"),
+                  (pv.NotYetValidError, "CERT_NOT_YET_VALID"), (pv.DisallowedAlgorithmError, "UNSUPPORTED_ALGORITHM"))
+        for kind, code in simple:
+            if isinstance(exc, kind):
+                return Refusal(code, layer, f"{subject}: {exc}")
+        if isinstance(exc, pv.StaleRevinfoError):
+            return Refusal("CRL_STALE", layer, f"{subject}: {exc}", hold=self.stale_crl == "hold")
+        if isinstance(exc, pv.InsufficientRevinfoError | pv.CRLValidationError):
+            return Refusal("REVOCATION_UNKNOWN", layer, f"{subject}: {exc}")
+        if isinstance(exc, pv.PathError | pv.ValidationError):
+            root = profile.foreign_root(cert, carried, self.anchors, self.max_chain_depth)
+            if root is not None:
+                return Refusal("CERT_FOREIGN_ROOT", layer,
+                               f"{subject} leads to the root {_cn(root)}, which is not a configured trust anchor")
+            return Refusal("CERT_UNTRUSTED", layer, f"{subject}: {exc}")
+        if isinstance(exc, ValueError | TypeError | LookupError | AttributeError):
+            # asn1crypto parses lazily, inside the validation: a damaged extension shows here.
+            return Refusal("CERT_MALFORMED", layer, f"{subject}: cannot be parsed for validation: "
+                                                    f"{type(exc).__name__}: {exc}"[:400])
+        return exc
+
+
+def _authorities(paths, kind: str, now: datetime | None) -> list[x509.Certificate]:
+    """The certificates of the configured anchor or intermediate files, each judged as a CA."""
+    now = now or datetime.now(UTC)
+    out = []
+    for path in paths:
+        for cert in load_certificates_file(path):
+            who = f'{path}: {kind} "{common_name(cert.subject)}"'
+            problem = profile.authority_problem(cert)
+            if problem:
+                raise ValueError(f"{who} cannot issue certificates: {problem}")
+            if cert.not_valid_after_utc < now:
+                log.warning(f"{who} expired at {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}; "
+                            "no path through it is valid", extra={"file": str(path), "kind": kind})
+            elif cert.not_valid_before_utc > now:
+                log.warning(f"{who} is not valid before {cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}",
+                            extra={"file": str(path), "kind": kind})
+            out.append(cert)
+    return out
 
 
 def _path_valid_from(certs: Iterable[x509.Certificate]) -> datetime:
@@ -154,17 +215,6 @@ def _path_valid_from(certs: Iterable[x509.Certificate]) -> datetime:
     return max(c.not_valid_before_utc for c in certs)
 
 
-def _check_key_usage(cert: x509.Certificate, layer: Layer) -> None:
-    try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        raise Refusal("CERT_KEY_USAGE", layer, f"{_cn(cert)} has no keyUsage extension") from None
-    if not (usage.digital_signature or usage.content_commitment):
-        raise Refusal("CERT_KEY_USAGE", layer, f"{_cn(cert)}: keyUsage has neither digitalSignature nor nonRepudiation")
-
-
 def _cn(cert: x509.Certificate) -> str:
-    from .certs import common_name
-
     return f'"{common_name(cert.subject)}"'
 

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..pki.certs import issuer_der, subject_key_id
+from ..pki.profile import key_problem
 from ..reasons import Layer, Refusal
 from . import derparts
 from .derparts import Tlv
@@ -35,7 +36,7 @@ HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 # (what openssl writes) takes its hash from the SignerInfo's digestAlgorithm.
 PKCS1_SIG = {"sha256_rsa": "sha256", "sha384_rsa": "sha384", "sha512_rsa": "sha512", "rsassa_pkcs1v15": None}
 # cryptography's own certificate errors derive from Exception, not ValueError.
-_PARSE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, OverflowError, UnicodeError, NotImplementedError,
+PARSE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, OverflowError, UnicodeError, NotImplementedError,
                  x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 
 
@@ -46,13 +47,13 @@ def parsing(layer: Layer, what: str) -> Iterator[None]:
         yield
     except Refusal:
         raise
-    except _PARSE_ERRORS as exc:
-        raise Refusal("MALFORMED_DER", layer, f"{what}: {type(exc).__name__}: {_short(exc)}") from None
+    except PARSE_ERRORS as exc:
+        raise Refusal("MALFORMED_DER", layer, f"{what}: {type(exc).__name__}: {short(exc)}") from None
     except RecursionError:
         raise Refusal("MALFORMED_DER", layer, f"{what}: nested too deeply") from None
 
 
-def _short(exc: BaseException) -> str:
+def short(exc: BaseException) -> str:
     text = str(exc).replace("\n", " ")
     return text[:200] + ("…" if len(text) > 200 else "")
 
@@ -269,6 +270,9 @@ def verify_signer_info(
         raise Refusal("UNSUPPORTED_ALGORITHM", layer, f"signer {n}: signature algorithm {sig_name} not allowed")
     if scheme not in signatures:
         raise Refusal("UNSUPPORTED_ALGORITHM", layer, f"signer {n}: {scheme} not allowed by the policy")
+    weak = key_problem(cert)
+    if weak is not None:  # named before "only RSA": a P-192 key is weak whatever the algorithm policy
+        raise Refusal("CERT_WEAK_KEY", layer, f"signer {n}: the certificate has {weak}")
     try:
         public_key = cert.public_key()
     except UnsupportedAlgorithm:  # a key type cryptography does not know is not RSA either

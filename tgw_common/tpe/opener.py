@@ -9,6 +9,7 @@ raises a Refusal with its reason code and layer.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +18,10 @@ from zoneinfo import ZoneInfo
 
 from asn1crypto import cms
 from cryptography import x509
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..pki.certs import common_name, fingerprint
+from ..pki.profile import check_all_used, check_carried
 from ..pki.trust import TrustStore
 from ..reasons import Layer, Refusal
 from ..registry import Signer, SignerRegistry, check_role
@@ -28,6 +31,7 @@ from .seal import SealInfo, open_seal
 from .signed import read_signed
 
 TAIPEI = ZoneInfo("Asia/Taipei")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,8 @@ class EnvelopeOpener:
         return self.registry.find_by_ski(sid.chosen.native)
 
     def _judge(self, check: SignerCheck, *, layer: Layer, moment: datetime, roles: tuple[str, ...],
-               agency: str | None, carried: list[x509.Certificate], registered: dict[str, Signer]) -> Signer:
+               agency: str | None, carried: list[x509.Certificate], registered: dict[str, Signer],
+               used: set[str]) -> Signer:
         skew = timedelta(seconds=self.policy.clock_skew_seconds)
         n = check.index + 1
         if check.signing_time > moment + skew:
@@ -108,11 +113,18 @@ class EnvelopeOpener:
             raise Refusal("SIGNING_TIME_TOO_OLD", layer,
                           f"signer {n}: signingTime {check.signing_time:%Y-%m-%dT%H:%M:%SZ} is older than "
                           f"{self.policy.max_signing_age_seconds // 86400} days")
-        self.trust.validate(check.certificate, layer=layer, moment=moment, signing_time=check.signing_time,
-                            extra_certs=[c for c in carried if c is not check.certificate])
+        path = self.trust.validate(check.certificate, layer=layer, moment=moment, signing_time=check.signing_time,
+                                   extra_certs=[c for c in carried if c is not check.certificate])
+        used.update(fingerprint(c) for c in path.certificates)
         entry = registered.get(fingerprint(check.certificate))
         return check_role(entry, check.certificate, layer=layer, agency=agency, roles=roles,
                           signing_time=check.signing_time)
+
+    def _check_carried(self, carried: list[x509.Certificate], layer: Layer) -> set[str]:
+        """Every carried certificate sound before any is used; the set the signers' paths fill."""
+        check_carried(carried, layer, issuers=[*self.trust.anchors, *self.trust.intermediates],
+                      max_depth=self.trust.max_chain_depth)
+        return set()
 
     # --- layer 1
     def check_release(self, data: bytes, *, moment: datetime | None = None, agency: str | None = None,
@@ -131,8 +143,10 @@ class EnvelopeOpener:
         layer = read_signed(data, layer=Layer.RELEASE, digests=self.policy.digest_algorithms,
                             signatures=self.policy.signature_algorithms, lookup=self._lookup, exactly_one=True)
         check = layer.signers[0]
+        used = self._check_carried(layer.certificates, Layer.RELEASE)
         entry = self._judge(check, layer=Layer.RELEASE, moment=moment, roles=("releaser",), agency=agency,
-                            carried=layer.certificates, registered=registered)
+                            carried=layer.certificates, registered=registered, used=used)
+        check_all_used(layer.certificates, used, Layer.RELEASE)
         return ReleaseCheck(sha256=hashlib.sha256(data).hexdigest(),
                             release_digest=hashlib.sha256(layer.content).hexdigest(),
                             releaser=_summary(check, entry)), layer.content
@@ -160,8 +174,10 @@ class EnvelopeOpener:
         prints = [fingerprint(c.certificate) for c in layer.signers]
         if len(set(prints)) < len(prints):
             raise Refusal("APPROVALS_SAME_CERT", Layer.APPROVAL, "two approvals were made with one certificate")
+        used = self._check_carried(layer.certificates, Layer.APPROVAL)
         entries = [self._judge(c, layer=Layer.APPROVAL, moment=moment, roles=("accountant", "head"), agency=None,
-                               carried=layer.certificates, registered=registered) for c in layer.signers]
+                               carried=layer.certificates, registered=registered, used=used) for c in layer.signers]
+        check_all_used(layer.certificates, used, Layer.APPROVAL)
         roles = {e.role for e in entries}
         if len(entries) < 2 or not {"accountant", "head"} <= roles:
             have = ", ".join(sorted(e.role + (" (delegate)" if e.delegate else "") for e in entries))
@@ -208,7 +224,20 @@ class EnvelopeOpener:
         except Refusal as refusal:
             result.update(reason=refusal.code, layer=str(refusal.layer), message=refusal.message,
                           hold=bool(refusal.detail.get("hold")))
+        except (OSError, MemoryError, SQLAlchemyError):
+            raise  # the machine's trouble, not a verdict on the envelope
+        except Exception as exc:  # a defect: said as one, with the traceback logged once
+            log.exception("unexpected exception while judging an envelope", extra={"sha256": result["sha256"]})
+            refusal = internal_error(exc)
+            result.update(reason=refusal.code, layer=str(refusal.layer), message=refusal.message)
         return result
+
+
+def internal_error(exc: BaseException) -> Refusal:
+    """The refusal for an exception no rule expected: a defect of the gateway, never a verdict."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+    return Refusal("INTERNAL_ERROR", Layer.INTAKE, f"unexpected exception ({text}); a defect, the traceback is "
+                                                   "in the log")
 
 
 def describe_opened(opened: OpenedEnvelope) -> dict[str, Any]:

@@ -20,12 +20,14 @@ from ..pki.certs import der
 from ..reasons import Layer, Refusal
 from . import derparts
 from .cms import (
+    PARSE_ERRORS,
     SignerCheck,
     certificate_from_der,
     load_content_info,
     make_signer_info,
     open_content_info,
     parsing,
+    short,
     sorted_set,
     verify_signer_info,
 )
@@ -73,12 +75,27 @@ def read_signed(data: bytes | memoryview, *, layer: Layer, digests: list[str], s
             raise Refusal("APPROVALS_MISSING", layer, "no signatures")
         # CertificateChoices: a bare Certificate is a SEQUENCE; the other choices are tagged.
         choices = derparts.children(buf, parts["certificates"]) if "certificates" in parts else []
-        certificates = [certificate_from_der(derparts.whole(buf, c)) for c in choices if c.tag == derparts.SEQUENCE]
+        certificates = [_carried(derparts.whole(buf, c), i, layer) for i, c in enumerate(choices)
+                        if c.tag == derparts.SEQUENCE]
         checks = [verify_signer_info(si, i, layer=layer, content=content, content_type=content_type,
                                      certificates=certificates, lookup=lookup, digests=digests,
                                      signatures=signatures)
                   for i, si in enumerate(signer_infos)]
     return SignedLayer(content=content, signers=checks, certificates=certificates)
+
+
+def _carried(encoded: bytes, index: int, layer: Layer) -> x509.Certificate:
+    """One carried certificate, parsed whole now (cryptography parses names and extensions
+    on first use): a damaged one is CERT_MALFORMED here, not an exception wherever its name
+    is next needed (path validation, messages, the verdict)."""
+    try:
+        cert = certificate_from_der(encoded)
+        cert.subject, cert.issuer, cert.extensions, cert.serial_number  # noqa: B018
+        cert.subject.public_bytes(), cert.issuer.public_bytes()
+    except PARSE_ERRORS as exc:
+        raise Refusal("CERT_MALFORMED", layer, f"carried certificate {index + 1} does not parse: "
+                                               f"{type(exc).__name__}: {short(exc)}") from None
+    return cert
 
 
 def _cert_choice(cert: x509.Certificate) -> cms.CertificateChoices:
