@@ -34,7 +34,8 @@ def set_(code: str, config_path: str, mode: str | None, epayment_limit: int | No
     Create or change an agency's settings; options not given keep their value. A new
     agency without --mode gets inner.default_agency_mode.
     """
-    from .agencies import AgencyError, set_agency
+    from .agencies import AgencyError, list_agencies, set_agency
+    from .console.audit import record_cli_change
     from .context import engine_for
 
     if epayment_limit is not None and default_limit:
@@ -42,16 +43,25 @@ def set_(code: str, config_path: str, mode: str | None, epayment_limit: int | No
     if mode is None and epayment_limit is None and not default_limit and contact is None:
         raise UsageProblem("nothing to set: give --mode, --epayment-limit, --default-limit or --contact")
     config = load(config_path, "inner", check_files=False)
+    engine = engine_for(config)
+    before = next((r.as_dict() for r in list_agencies(engine) if r.code == code), None)
     try:
-        row = set_agency(engine_for(config), code, mode=mode, epayment_limit=epayment_limit,
+        row = set_agency(engine, code, mode=mode, epayment_limit=epayment_limit,
                          clear_limit=default_limit, contact=contact, default_mode=config.inner.default_agency_mode)
     except AgencyError as exc:
         raise UsageProblem(str(exc)) from None
+    record_cli_change(engine, "agency_updated", target=row.code, before=_settings(before), after=_settings(row.as_dict()),
+                      created=before is None)
     if as_json:
         emit_json(row.as_dict())
     else:
         limit = row.epayment_limit if row.epayment_limit is not None else f"{config.documents.epayment_limit} (default)"
         click.echo(f"{row.code}: mode {row.mode}, e-payment limit {limit}, contact {row.contact or '-'}")
+
+
+def _settings(row: dict | None) -> dict | None:
+    """What an agency change audits: the rules, not the row's own time stamps."""
+    return None if row is None else {k: row.get(k) for k in ("mode", "epayment_limit", "contact")}
 
 
 @agency.command("list")

@@ -29,6 +29,8 @@ ACTIONS = frozenset({
     # treasury staff, on the CLI
     "agency_added", "agency_ip_allowed", "agency_ip_removed", "cli_user_added", "cli_user_unlocked",
     "cli_password_set", "token_created", "token_revoked", "registration_approved", "registration_rejected",
+    # `tgw registry` with an outer-zone config
+    "signer_registered", "signer_revoked", "registry_imported",
 })
 
 

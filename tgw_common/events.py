@@ -198,14 +198,16 @@ class Provenance:
             self._publisher.send("event", body)
 
     def heartbeat(self, daemon: str, *, session_id: str, started_at: datetime, at: datetime | None = None,
-                  **state: Any) -> dict[str, Any]:
+                  host: str | None = None, **state: Any) -> dict[str, Any]:
+        """`host` names another machine when the heartbeat was relayed (the outer sender's, seen
+        across the one-way link); by default it is this process's host."""
         now = at or utcnow()
         with transaction(self.engine) as s:
             row = s.get(DaemonStatusRow, daemon)
             if row is None:
                 row = DaemonStatusRow(daemon=daemon)
                 s.add(row)
-            row.zone, row.host, row.session = self.zone, self.host, session_id
+            row.zone, row.host, row.session = self.zone, (host or self.host)[:255], session_id
             row.started_at, row.at, row.state = started_at, now, state
             body = row.as_dict()
         if self._publisher:

@@ -245,7 +245,8 @@ class Keeper:
                                seq=meta.seq, sender_session=meta.session.hex(), copy=meta.copy,
                                file=meta.name, early=True)
 
-    def sender_heartbeat(self, session: str, started: str | None, state: dict[str, Any]) -> None:
+    def sender_heartbeat(self, session: str, started: str | None, state: dict[str, Any],
+                         host: str | None = None) -> None:
         from datetime import datetime
 
         try:
@@ -254,7 +255,7 @@ class Keeper:
                 raise ValueError
         except ValueError:
             started_at = utcnow()
-        self.provenance.heartbeat(SENDER_DAEMON, session_id=session, started_at=started_at, **state)
+        self.provenance.heartbeat(SENDER_DAEMON, session_id=session, started_at=started_at, host=host, **state)
         self.counters["sender_heartbeats"] += 1
 
 

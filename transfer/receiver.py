@@ -241,6 +241,8 @@ class Receiver(Runner):
             "verifying": len(self.verifying),
             "keeper_backlog": self.keeper.backlog(),
             "open_gaps": len(self.tracker.open) if self.tracker else None,
+            # The numbers themselves, for the monitor's gap alert (at most 50: the rest are in the table).
+            "gap_seqs": sorted(self.tracker.open)[:50] if self.tracker else None,
             "suspects": len(self.tracker.suspects) if self.tracker else None,
             "sender_session": self.sender_session,
             "sender_heartbeat_age": round(time.monotonic() - self.sender_last_seen, 1)
@@ -345,8 +347,9 @@ class Receiver(Runner):
         if body.get("i") == 0:
             health = body.get("health") if isinstance(body.get("health"), dict) else {}
             state = {**health, "last_seq": hb.seq, "heartbeat_no": body.get("n"),
-                     "interval": body.get("interval"), "seen_by": HOP}
-            self.keeper.submit(self.keeper.sender_heartbeat, session, body.get("started"), state)
+                     "interval": body.get("interval"), "pid": body.get("pid"), "seen_by": HOP}
+            host = body.get("host") if isinstance(body.get("host"), str) else None
+            self.keeper.submit(self.keeper.sender_heartbeat, session, body.get("started"), state, host)
 
     # --- results and timers
     def _drain_results(self) -> None:

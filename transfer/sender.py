@@ -11,6 +11,7 @@ after a kill -9 the interrupted copy simply goes again, under the new session id
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 HOP = "transfer-send"
 META_REPEAT = 3  # META datagrams at the start and at the end of each copy
 META_EVERY_WINDOWS = 16  # and one more every so many windows in between
+ERROR_BYTES = 300  # of the last error in a heartbeat
 
 
 def copy_datagrams(job: Job, session: bytes, *, k: int, m: int, share_size: int,
@@ -116,6 +118,10 @@ class Sender(Runner):
         self._ledger: list[list] | None = None
         self.files_numbered = 0
         self.copies_sent = 0
+        # The newest trouble, carried in every heartbeat so the inner zone sees it across the link.
+        self.last_error: str | None = None
+        self.last_error_at: str | None = None
+        self._error_clears_on_send = False
 
     # --- runner hooks
     def startup(self) -> None:
@@ -154,12 +160,24 @@ class Sender(Runner):
             "disk_free": disk_free(self.cfg.sent_dir),
             "last_numbered": self.next_seq - 1,
             "sending_seq": self.job.seq if self.job else None,
+            "oldest_age_seconds": self.store.oldest_waiting(utcnow()),
             "files_numbered": self.files_numbered,
             "copies_sent": self.copies_sent,
             "datagrams_sent": self.sock.datagrams if self.sock else 0,
             "bytes_sent": self.sock.bytes if self.sock else 0,
             "rate_bps": self.cfg.rate_bps,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
         }
+
+    def _note_error(self, text: str, *, link: bool = False) -> None:
+        """Keep the newest error for the heartbeats. A link error (`link`) is cleared by the next
+        copy that goes out whole; a lost or refused file stays until the sender restarts, since
+        only an operator can put it right."""
+        # Bounded in bytes: the heartbeat's first part must still fit one datagram under the MTU.
+        self.last_error = text.encode("utf-8")[:ERROR_BYTES].decode("utf-8", "ignore")
+        self.last_error_at = utcnow().isoformat()
+        self._error_clears_on_send = link
 
     def shutdown(self) -> None:
         if self.sock is not None:
@@ -199,6 +217,7 @@ class Sender(Runner):
         except FileNotFoundError:
             return
         log.error("file name not allowed on the link; set aside", extra={"file": name, "moved_to": str(dest)})
+        self._note_error(f"file name not allowed on the link, set aside: {name}")
 
     # --- sending
     def _start_next_job(self) -> None:
@@ -208,6 +227,7 @@ class Sender(Runner):
         if not Path(job.path).is_file():
             log.error("numbered file vanished from sent_dir", extra={"seq": job.seq, "path": job.path})
             self.store.mark_missing(job.seq)
+            self._note_error(f"numbered file vanished from sent_dir: seq {job.seq} {job.name}")
             return
         self.job = job
         self._job_sent = 0
@@ -226,6 +246,7 @@ class Sender(Runner):
             except OSError as exc:
                 # The numbered file cannot be read (deleted, truncated, disk error).
                 log.error("cannot read numbered file; copy abandoned", extra={"seq": self.job.seq, "error": str(exc)})
+                self._note_error(f"cannot read numbered file seq {self.job.seq} {self.job.name}: {exc}")
                 self.store.mark_missing(self.job.seq)
                 self.job = self._datagrams = None
                 return sent
@@ -236,6 +257,7 @@ class Sender(Runner):
                 # The link is down (ENETUNREACH, EMSGSIZE after an MTU change, ...): the copy
                 # is still due and starts again from its beginning after a pause.
                 log.error("send failed; the copy will start again", extra={"seq": self.job.seq, "error": str(exc)})
+                self._note_error(f"send failed (seq {self.job.seq}): {exc}", link=True)
                 self.job = self._datagrams = None
                 time.sleep(1.0)
                 return sent
@@ -268,6 +290,9 @@ class Sender(Runner):
                                    size=row.size, datagrams=self._job_sent)
         self.copies_sent += 1
         self._ledger = None
+        if self._error_clears_on_send:
+            self.last_error = self.last_error_at = None
+            self._error_clears_on_send = False
         # A heartbeat right after a first copy lets the receiver reconcile promptly.
         if not job.resend and job.copy == 1:
             self._next_udp_heartbeat = min(self._next_udp_heartbeat, time.monotonic() + 0.5)
@@ -283,7 +308,8 @@ class Sender(Runner):
         last_seq = self._ledger[-1][0] if self._ledger else 0
         self._hb_no += 1
         base = {"n": self._hb_no, "v": wire.VERSION, "started": self.started_at.isoformat(),
-                "interval": self.cfg.heartbeat_seconds, "health": self.health()}
+                "interval": self.cfg.heartbeat_seconds, "host": self.config.node.host, "pid": os.getpid(),
+                "health": self.health()}
         try:
             for datagram in wire.heartbeat_parts(self.session, last_seq, base, self._ledger,
                                                  self.cfg.payload_size + wire.COMMON_SIZE):
@@ -291,3 +317,4 @@ class Sender(Runner):
                 self.sock.send(datagram)
         except OSError as exc:
             log.warning("heartbeat not sent", extra={"error": str(exc)})
+            self._note_error(f"heartbeat not sent: {exc}", link=True)

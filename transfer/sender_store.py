@@ -120,6 +120,13 @@ class SenderStore:
                 SentFile.removed_at.is_(None),
                 or_(SentFile.next_due_at.is_not(None), SentFile.resend_pending > 0))) or 0
 
+    def oldest_waiting(self, now: datetime) -> float | None:
+        """Seconds the oldest numbered file has waited for its first copy (None: none waits)."""
+        with transaction(self.engine) as s:
+            first = s.scalar(select(func.min(SentFile.enqueued_at)).where(
+                SentFile.removed_at.is_(None), SentFile.copies_sent == 0, SentFile.next_due_at.is_not(None)))
+        return None if first is None else round(max(0.0, (now - first).total_seconds()), 1)
+
     def mark_missing(self, seq: int) -> None:
         with transaction(self.engine) as s:
             row = s.get(SentFile, seq)

@@ -67,8 +67,9 @@ def add_user(engine: Engine, *, username: str, role: str, password: str, display
                            failed_logins=0, created_at=now, password_changed_at=now)
         s.add(user)
         s.flush()
-        audit.record(s, "user_added", actor=actor, ip=where, target=username, new_role=role)
-        return describe(user)
+        after = describe(user)
+        audit.record(s, "user_added", actor=actor, ip=where, target=username, new_role=role, before=None, after=after)
+        return after
 
 
 def set_password(session: Session, user: ConsoleUser, password: str, *, must_change: bool, min_length: int) -> None:
@@ -80,9 +81,11 @@ def reset_password(engine: Engine, username: str, password: str, *, must_change:
                    actor: str, where: str) -> dict:
     with transaction(engine) as s:
         user = find_user(s, username)
+        before = describe(user)
         set_password(s, user, password, must_change=must_change, min_length=min_length)
-        audit.record(s, "user_password_set", actor=actor, ip=where, target=username)
-        return describe(user)
+        after = describe(user)
+        audit.record(s, "user_password_set", actor=actor, ip=where, target=username, before=before, after=after)
+        return after
 
 
 def set_active(engine: Engine, username: str, active: bool, *, actor: str, where: str) -> dict:
@@ -90,21 +93,26 @@ def set_active(engine: Engine, username: str, active: bool, *, actor: str, where
 
     with transaction(engine) as s:
         user = find_user(s, username)
+        before = describe(user)
         user.active = active
         if not active:  # signed out everywhere at once, not at the next idle timeout
             for row in s.scalars(select(ConsoleSession).where(ConsoleSession.user_id == user.id,
                                                                ConsoleSession.ended_at.is_(None))):
                 row.ended_at = utcnow()
-        audit.record(s, "user_enabled" if active else "user_disabled", actor=actor, ip=where, target=username)
-        return describe(user)
+        after = describe(user)
+        audit.record(s, "user_enabled" if active else "user_disabled", actor=actor, ip=where, target=username,
+                     before=before, after=after)
+        return after
 
 
 def unlock(engine: Engine, username: str, *, actor: str, where: str) -> dict:
     with transaction(engine) as s:
         user = find_user(s, username)
+        before = describe(user)
         user.failed_logins, user.locked_until = 0, None
-        audit.record(s, "user_unlocked", actor=actor, ip=where, target=username)
-        return describe(user)
+        after = describe(user)
+        audit.record(s, "user_unlocked", actor=actor, ip=where, target=username, before=before, after=after)
+        return after
 
 
 def describe(user: ConsoleUser) -> dict:

@@ -27,7 +27,7 @@ ACTIONS = frozenset({
     # envelopes
     "quarantine_retried", "quarantine_rejected",
     # registry and trust
-    "signer_registered", "signer_revoked", "certreq_uploaded", "certreq_approved", "certreq_dismissed",
+    "signer_registered", "signer_revoked", "registry_imported", "certreq_uploaded", "certreq_approved", "certreq_dismissed",
     "crl_installed",
     # agencies
     "agency_updated",
@@ -50,6 +50,30 @@ def record(where: Session | Engine, action: str, *, actor: str, ip: str, role: s
     else:
         with transaction(where) as s:
             s.add(row)
+
+
+def record_cli_change(where: Session | Engine, action: str, *, target: str | None, before: Any, after: Any,
+                      **detail: Any) -> None:
+    """A change made with a CLI command: the OS user and host as actor and origin, and the
+    values before and after (None before a creation), so the audit page can show the change."""
+    from .models import create_tables
+
+    if isinstance(where, Engine):
+        create_tables(where)  # a zone whose console never ran has no audit table yet
+    actor, origin = cli_actor()
+    record(where, action, actor=actor, ip=origin, target=target, before=before, after=after, **detail)
+
+
+def changes(detail: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(field, before, after) for each field an entry's before/after differ in, for the page."""
+    if "before" not in detail and "after" not in detail:
+        return []
+    before, after = detail.get("before"), detail.get("after")
+    if isinstance(before, dict | None) and isinstance(after, dict | None) and (before or after):
+        keys = list(dict.fromkeys([*(before or {}), *(after or {})]))
+        return [(k, (before or {}).get(k), (after or {}).get(k)) for k in keys
+                if (before or {}).get(k) != (after or {}).get(k)]
+    return [("", before, after)]
 
 
 def search(engine: Engine, *, actor: str | None = None, action: str | None = None, since: datetime | None = None,

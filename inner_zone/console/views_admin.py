@@ -125,6 +125,9 @@ def audit_log():
     entries, total = audit.search(console().engine, actor=actor or None, action=action or None,
                                   since=day_bounds(since)[0] if since else None,
                                   until=day_bounds(until)[1] if until else None, limit=100, offset=(page - 1) * 100)
+    for entry in entries:
+        entry["changes"] = audit.changes(entry["detail"])
+        entry["detail"] = {k: v for k, v in entry["detail"].items() if k not in ("before", "after")}
     return render_template("audit.html", entries=entries, total=total, page=page, actor=actor, action=action,
                            actions=sorted(audit.ACTIONS), since=args.get("from", ""), until_=args.get("until", ""))
 

@@ -67,6 +67,8 @@ def test_30_percent_loss_gaps_reported_within_a_heartbeat_and_resend_completes(l
     published, gaps = wait_until(settled, 30, "every file either published or reported missing")
     assert len(gaps) >= 5, "30 % loss with 16-of-20 FEC must lose files"
     assert not published & gaps
+    # The receiver's heartbeat names the open gaps (the monitor's transfer_gap alert lists them).
+    wait_until(lambda: link.receiver_state().get("gap_seqs") == sorted(gaps), 10, "the gaps in the heartbeat")
 
     # Each gap was reported within one heartbeat window (+ grace + processing slack) after
     # the sender finished that file's copy: compare the two zones' event times.

@@ -15,7 +15,32 @@ def _registry(config_path: str):
     from tgw_common.registry import SignerRegistry
 
     config = load(config_path, check_files=False)
-    return SignerRegistry(make_engine(config.database.url, echo=config.database.echo))
+    registry = SignerRegistry(make_engine(config.database.url, echo=config.database.echo))
+    registry.zone = config.node.zone
+    return registry
+
+
+def _audit(registry, action: str, *, target: str | None, before, after, agency: str | None = None,
+           **detail) -> None:
+    """Into the zone's own audit log: the console's inside, the portal's outside."""
+    if registry.zone == "outer":
+        from outer_zone import audit
+        from outer_zone.models import AuditEntry  # noqa: F401 - registers the table for create_tables
+        from tgw_common.db import create_tables
+
+        create_tables(registry.engine)
+        who, where = audit.cli_actor()
+        audit.record(registry.engine, action, actor=who, ip=where, agency=agency, target=target, before=before,
+                     after=after, **detail)
+    else:
+        from inner_zone.console.audit import record_cli_change
+
+        record_cli_change(registry.engine, action, target=target, before=before, after=after, agency=agency,
+                          **detail)
+
+
+def _entry(signer) -> dict | None:
+    return None if signer is None else signer.as_dict()
 
 
 class _When(click.ParamType):
@@ -58,11 +83,17 @@ def add(config_path, cert_path, agency, role, delegate, window_from, window_unti
         cert = load_certificate_file(cert_path)
     except ValueError as exc:
         raise UsageProblem(f"{cert_path}: not a certificate: {exc}") from None
+    from tgw_common.pki.certs import fingerprint
+
+    reg = _registry(config_path)
+    before = _entry(reg.get(fingerprint(cert)))
     try:
-        entry = _registry(config_path).add(cert, agency=agency, role=role, delegate=delegate,
-                                           window_from=window_from, window_until=window_until, replace=replace)
+        entry = reg.add(cert, agency=agency, role=role, delegate=delegate,
+                        window_from=window_from, window_until=window_until, replace=replace)
     except RegistryError as exc:
         raise UsageProblem(str(exc)) from None
+    _audit(reg, "signer_registered", target=entry.fingerprint, before=before, after=entry.as_dict(),
+           agency=entry.agency, replaced=before is not None)
     click.echo(f"registered {entry.fingerprint} {entry.agency} {entry.role}{' (delegate)' if entry.delegate else ''}"
                f" {entry.subject}")
 
@@ -97,10 +128,14 @@ def revoke(config_path, fingerprint, note) -> None:
     """撤銷註冊 Revoke a registration (the certificate is refused from now on)."""
     from tgw_common.registry import RegistryError
 
+    reg = _registry(config_path)
+    before = _entry(reg.get(fingerprint))
     try:
-        entry = _registry(config_path).revoke(fingerprint, note=note)
+        entry = reg.revoke(fingerprint, note=note)
     except RegistryError as exc:
         raise UsageProblem(str(exc)) from None
+    _audit(reg, "signer_revoked", target=entry.fingerprint, before=before, after=entry.as_dict(),
+           agency=entry.agency, note=note)
     click.echo(f"revoked {entry.fingerprint} ({entry.agency} {entry.role})")
 
 
@@ -113,8 +148,14 @@ def import_(config_path, file, replace) -> None:
     """匯入註冊檔 Import a registry YAML file (e.g. the demo PKI's registry.yaml)."""
     from tgw_common.registry import RegistryError
 
+    reg = _registry(config_path)
+    was = reg.current()
     try:
-        added = _registry(config_path).import_file(file, replace=replace)
+        added = reg.import_file(file, replace=replace)
     except RegistryError as exc:
         raise UsageProblem(str(exc)) from None
+    if added:
+        _audit(reg, "registry_imported", target=str(file)[-200:],
+               before=[_entry(was.get(e.fingerprint)) for e in added], after=[e.as_dict() for e in added],
+               count=len(added))
     click.echo(f"imported {len(added)} registrations from {file}")
