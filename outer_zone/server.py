@@ -2,8 +2,9 @@
 
 The master prepares what must happen once (tables, the cookie key, finishing uploads a
 crash interrupted) before any worker exists; each worker then builds its own app, database
-pool, ZeroMQ socket and heartbeat thread after the fork. Workers are gthread: a slow upload
-occupies one thread, not a whole process. TLS is gunicorn's when outer.tls_certificate and
+pool, ZeroMQ socket and heartbeat thread after the fork. Workers are gevent by default
+(tgw_common/web/gevent_worker.py): a slow client holds a greenlet, not a thread, and is cut
+off at outer.header_timeout_seconds / body_timeout_seconds. TLS is gunicorn's when outer.tls_certificate and
 its key are set; otherwise a front proxy terminates it (outer.trusted_proxies).
 """
 

@@ -134,6 +134,17 @@ def _errors(app: Flask) -> None:
         return render_template("message.html", title=f"{error.code} {error.name}", kind="error",
                                message=error.description), error.code or 500
 
+    @app.errorhandler(TimeoutError)
+    def client_stalled(error):
+        # The body stopped arriving for console.body_timeout_seconds (gevent_worker.py): the
+        # client's fault, one line in the log and the connection closed.
+        from werkzeug.exceptions import RequestTimeout
+
+        log.info("request body stalled; cut off", extra={"path": request.path})
+        response = app.make_response(http_error(RequestTimeout()))
+        response.headers["Connection"] = "close"
+        return response
+
     @app.errorhandler(Exception)
     def unexpected(error):
         # The details go to the log; the page tells nothing about the inside.

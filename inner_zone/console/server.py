@@ -2,7 +2,7 @@
 
 The master does once what must happen once (the console's tables, the intake tables'
 migrations, the cookie key) before any worker exists; each worker then builds its own app,
-database pool and heartbeat thread after the fork. Workers are gthread. TLS is the front
+database pool and heartbeat thread after the fork. Workers are gevent by default, as the portal's. TLS is the front
 proxy's (console.trusted_proxies); gunicorn itself serves plain HTTP on console.bind. Under
 systemd (Type=notify) the arbiter sends READY=1 itself once it listens.
 """

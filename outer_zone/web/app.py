@@ -167,6 +167,17 @@ def _register_errors(app: Flask) -> None:
 
         return render_template("error.html", error=error), error.code or 500
 
+    @app.errorhandler(TimeoutError)
+    def client_stalled(error):
+        # The body stopped arriving for outer.body_timeout_seconds (gevent_worker.py): the
+        # client's fault, one line in the log and the connection closed.
+        from werkzeug.exceptions import RequestTimeout
+
+        log.info("request body stalled; cut off", extra={"path": request.path})
+        response = app.make_response(http_error(RequestTimeout()))
+        response.headers["Connection"] = "close"
+        return response
+
     @app.errorhandler(Exception)
     def unexpected(error):
         # The details go to the log; the client learns nothing about the inside.

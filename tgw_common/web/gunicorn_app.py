@@ -1,6 +1,7 @@
 """gunicorn run in-process for a web app (never Flask's development server).
 
-The skeleton both apps share: gthread workers, JSON logs on stderr, conservative request
+The skeleton both apps share: gevent workers with header and body deadlines (gevent_worker.py;
+gthread on request), JSON logs on stderr, conservative request
 limits, a fresh database pool per worker, X-Forwarded-Proto believed only from the trusted
 proxies, and no control socket. A subclass names its config section and process name,
 adds its own settings (TLS, say) and builds the app in `load()`, which runs in each worker
@@ -34,6 +35,13 @@ def post_fork(server, worker) -> None:
     dispose_engines()
 
 
+def worker_settings(s: OuterConfig | ConsoleConfig) -> dict[str, Any]:
+    if s.worker_class == "gthread":
+        return {"worker_class": "gthread", "threads": s.threads}
+    return {"worker_class": "tgw_common.web.gevent_worker.DeadlineGeventWorker",
+            "worker_connections": s.worker_connections}
+
+
 class WebServer(BaseApplication):
     proc_name = "tgw-web"
 
@@ -45,7 +53,8 @@ class WebServer(BaseApplication):
         super().__init__()
 
     def section(self) -> OuterConfig | ConsoleConfig:
-        """The app's config section (bind, workers, threads, timeout_seconds, trusted_proxies)."""
+        """The app's config section (bind, workers, worker_class, threads, worker_connections,
+        timeout_seconds, header_timeout_seconds, body_timeout_seconds, trusted_proxies)."""
         raise NotImplementedError
 
     def extra_settings(self) -> dict[str, Any]:
@@ -56,8 +65,7 @@ class WebServer(BaseApplication):
         settings = {
             "bind": [s.bind],
             "workers": s.workers,
-            "worker_class": "gthread",
-            "threads": s.threads,
+            **worker_settings(s),
             "timeout": s.timeout_seconds,
             "graceful_timeout": 30,
             "keepalive": 5,
