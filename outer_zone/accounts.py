@@ -121,7 +121,8 @@ def add_user(session: Session, *, agency: str, username: str, roles: list[str], 
     if not agency_row.active:
         raise AccountError(f"機關 {agency} 已停用 / agency {agency} is disabled")
     if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise AccountError(f"帳號 {username} 已存在 / username {username} is taken")
+        # The same words whichever agency holds the name: never tell whether another agency has it.
+        raise AccountError("此帳號無法使用，請換一個 / this username cannot be used; choose another")
     now = utcnow()
     user = User(username=username, agency=agency, display_name=display_name.strip()[:200],
                 password_hash=hash_password(password), active=True, must_change_password=must_change,

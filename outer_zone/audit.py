@@ -19,7 +19,7 @@ from .models import AuditEntry
 # Every action the portal and the CLI write; a typo must fail loudly, not go unaudited.
 ACTIONS = frozenset({
     # sign-in
-    "login", "login_failed", "logout", "session_expired", "password_changed",
+    "login", "login_failed", "login_throttled", "logout", "session_expired", "password_changed",
     "ip_refused", "api_auth_failed", "forbidden",
     # uploads
     "upload_accepted", "upload_refused",

@@ -1,26 +1,30 @@
-"""Signing in: passwords with lockout, bearer tokens, rate limits, server-side web sessions.
+"""Signing in: passwords with growing delays, bearer tokens, rate limits, server-side web sessions.
 
 Everything that counts lives in the database, so the limits hold across gunicorn workers
 and restarts. Order of the checks on a login: the address's rate limit, the agency's
-allow-list, the account's lockout, and only then the (costly) password hash. A miss on an
-unknown user costs one Argon2 verification too, so timing does not tell users apart.
-Lockout and session bookkeeping are the console's too (tgw_common/web/signin.py).
+allow-list, the account's delay, and only then the (costly) password hash. A miss on an
+unknown user, or on an account still in its delay, costs one Argon2 verification too, and
+every refusal of a password reads alike, so neither answer nor timing tells users apart.
+Delays and session bookkeeping are the console's too (tgw_common/web/signin.py).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select
 
 from tgw_common.db import transaction, utcnow
 from tgw_common.reasons import Layer, Refusal
-from tgw_common.web.signin import SignInBase, locked_message, lockout_message
+from tgw_common.web.signin import PasswordCheck, SignInBase
 
 from . import audit
 from .accounts import Principal, principal, user_for_token
 from .models import Agency, AuthFailure, User, WebSession
 from .netaccess import ip_allowed
+
+log = logging.getLogger(__name__)
 
 
 def _refuse(code: str, message: str) -> Refusal:
@@ -69,25 +73,31 @@ class SignIn(SignInBase):
                                             f"agency {agency}'s allow-list")
         if user is not None and (not known_agency or user.agency != agency):
             user = None
-        if user is not None and user.locked_until and user.locked_until > now:
-            self._note_failure(ip, "login", username)
-            audit.record(self.engine, "login_failed", actor=username, agency=agency, ip=ip, outcome="refused",
-                         reason="ACCOUNT_LOCKED")
-            raise _refuse("ACCOUNT_LOCKED", locked_message(user.locked_until))
-        ok, locked = self._check_password(user, password)
-        if not ok or user is None or not user.active:
-            self._note_failure(ip, "login", username)
-            audit.record(self.engine, "login_failed", actor=username or "-", agency=agency or None, ip=ip,
-                         outcome="refused", reason="ACCOUNT_LOCKED" if locked else "UNAUTHENTICATED")
-            if locked:
-                raise _refuse("ACCOUNT_LOCKED", lockout_message(self.cfg.lockout_minutes))
-            raise _refuse("UNAUTHENTICATED", BAD_CREDENTIALS)
+        check = self._check_password(user, password, now)
+        if not check.ok or user is None or not user.active:
+            self._refuse_login(check, user, agency=agency, username=username, ip=ip)
         with transaction(self.engine) as s:
             row = s.get(User, user.id)
             key = self._open_session(s, row, password, ip, now)
             audit.record(s, "login", actor=row.username, agency=row.agency, ip=ip)
             who = principal(s, row, now)
         return key, who
+
+    def _refuse_login(self, check: PasswordCheck, user: User | None, *, agency: str, username: str, ip: str):
+        """One answer for every refusal (unknown user, wrong password, an account still in its
+        delay), so neither a user name's existence nor its delay can be read from outside;
+        what really happened goes to the audit log, and a new delay alerts the agency's admin."""
+        self._note_failure(ip, "login", username)
+        audit.record(self.engine, "login_failed", actor=username or "-", agency=agency or None, ip=ip,
+                     outcome="refused", reason="ACCOUNT_LOCKED" if check.held else "UNAUTHENTICATED")
+        if check.delayed_for is not None and user is not None:
+            seconds = int(check.delayed_for.total_seconds())
+            audit.record(self.engine, "login_throttled", actor=username, agency=user.agency, ip=ip, target=username,
+                         outcome="refused", reason="ACCOUNT_LOCKED", failures=check.failures, delay_seconds=seconds)
+            log.warning("sign-in delayed after repeated wrong passwords",
+                        extra={"event": "login_throttled", "agency": user.agency, "username": username, "ip": ip,
+                               "failures": check.failures, "delay_seconds": seconds})
+        raise _refuse("UNAUTHENTICATED", BAD_CREDENTIALS)
 
     # --- web sessions
     def resume(self, key: str | None, ip: str) -> Principal | None:
@@ -112,7 +122,9 @@ class SignIn(SignInBase):
 
     # --- bearer tokens
     def bearer(self, header: str | None, ip: str) -> Principal:
-        self._check_rate(ip, "api", None)
+        """The token is judged first: a valid one is never rate-limited, so one bad client
+        behind an agency's NAT cannot lock its colleagues out. Only a failure counts, and
+        only a failing request is refused for the address's earlier failures."""
         scheme, _, value = (header or "").partition(" ")
         presented = value.strip() if scheme.lower() == "bearer" else None
         found = None
@@ -126,6 +138,7 @@ class SignIn(SignInBase):
                         tok.last_used_at = now
                     who = principal(s, user, now)
         if found is None:
+            self._check_rate(ip, "api", None)
             self._note_failure(ip, "api", None)
             audit.record(self.engine, "api_auth_failed", actor="-", ip=ip, outcome="refused", reason="UNAUTHENTICATED",
                          presented="bearer" if presented else "none")

@@ -165,17 +165,48 @@ class InnerConfig(Section):
     default_agency_mode: Literal["live", "parallel-test"] = "live"
 
 
+def _old_lockout_minutes(section: str, data: Any) -> Any:
+    """`lockout_minutes` once set a hard lock; an old config file keeps working, its value
+    becoming the cap of the delays, and says once that the key is deprecated."""
+    if not isinstance(data, dict) or data.get("lockout_minutes") is None:
+        return data
+    import logging
+
+    logging.getLogger(__name__).warning(
+        "%s.lockout_minutes is deprecated: sign-in no longer locks an account; failed attempts get growing "
+        "delays up to %s.login_delay_max_seconds (set that instead)", section, section)
+    if "login_delay_max_seconds" in data:
+        return data
+    return {**data, "login_delay_max_seconds": int(data["lockout_minutes"]) * 60}
+
+
 class ConsoleConfig(Section):
     """The operator console (tgw inner console); docs/console.md explains every key."""
 
     bind: str = "127.0.0.1:8081"
     workers: PositiveInt = 2
+    # gevent: a connection costs a greenlet, so slow clients cannot use up the workers;
+    # gthread (with `threads` per worker) only behind a buffering proxy.
+    worker_class: Literal["gevent", "gthread"] = "gevent"
     threads: PositiveInt = 4
+    worker_connections: PositiveInt = 1000
     timeout_seconds: PositiveInt = 120
+    # The request line and headers must all have arrived this long after the connection
+    # opened (or the previous response ended); a body may not stall longer than
+    # body_timeout_seconds between two reads.
+    header_timeout_seconds: PositiveInt = 10
+    body_timeout_seconds: PositiveInt = 30
     session_timeout_minutes: PositiveInt = 30
     session_max_hours: PositiveInt = 12
+    # Wrong passwords in a row after which each further attempt must wait a growing delay
+    # (login_delay_base_seconds x 2^k, at most login_delay_max_seconds): no hard lock that
+    # anyone knowing a user name could impose.
     lockout_attempts: PositiveInt = 5
-    lockout_minutes: PositiveInt = 15
+    login_delay_base_seconds: PositiveInt = 1
+    login_delay_max_seconds: PositiveInt = 300
+    # Deprecated (the 15-minute hard lock is gone): still accepted, taken as
+    # login_delay_max_seconds when that is not set, with a warning.
+    lockout_minutes: PositiveInt | None = None
     password_min_length: Annotated[int, Field(ge=8)] = 12
     secret_key_file: AnyPath = Path("var/inner/console-secret")
     cookie_secure: bool = True
@@ -185,6 +216,11 @@ class ConsoleConfig(Section):
     chart_hours: Annotated[int, Field(ge=1, le=168)] = 24
     cert_expiry_warning_days: PositiveInt = 30
     certreq_import_dir: AnyPath = Path("var/inner/certreq")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_keys(cls, data: Any) -> Any:
+        return _old_lockout_minutes("console", data)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -204,8 +240,17 @@ class OuterConfig(Section):
 
     bind: str = "127.0.0.1:8080"
     workers: PositiveInt = 2
+    # gevent: a connection costs a greenlet, so slow clients cannot use up the workers;
+    # gthread (with `threads` per worker) only behind a buffering proxy.
+    worker_class: Literal["gevent", "gthread"] = "gevent"
     threads: PositiveInt = 4
+    worker_connections: PositiveInt = 1000
     timeout_seconds: PositiveInt = 120
+    # The request line and headers must all have arrived this long after the connection
+    # opened (or the previous response ended); a body may not stall longer than
+    # body_timeout_seconds between two reads.
+    header_timeout_seconds: PositiveInt = 10
+    body_timeout_seconds: PositiveInt = 30
     outbound: AnyPath = Path("var/outer/outbound")
     upload_tmp: AnyPath = Path("var/outer/incoming")
     max_upload_bytes: PositiveInt = 256 * 1024 * 1024
@@ -214,8 +259,15 @@ class OuterConfig(Section):
     trusted_proxies: list[str] = []
     session_timeout_minutes: PositiveInt = 30
     session_max_hours: PositiveInt = 12
+    # Wrong passwords in a row after which each further attempt must wait a growing delay
+    # (login_delay_base_seconds x 2^k, at most login_delay_max_seconds): no hard lock that
+    # anyone knowing a user name could impose.
     lockout_attempts: PositiveInt = 5
-    lockout_minutes: PositiveInt = 15
+    login_delay_base_seconds: PositiveInt = 1
+    login_delay_max_seconds: PositiveInt = 300
+    # Deprecated (the 15-minute hard lock is gone): still accepted, taken as
+    # login_delay_max_seconds when that is not set, with a warning.
+    lockout_minutes: PositiveInt | None = None
     login_rate_per_minute: PositiveInt = 10
     password_min_length: Annotated[int, Field(ge=8)] = 12
     secret_key_file: AnyPath = Path("var/outer/secret")
@@ -226,6 +278,11 @@ class OuterConfig(Section):
     unsent_after_minutes: PositiveInt = 60
     heartbeat_seconds: Annotated[float, Field(gt=0)] = 10.0
     registration_export_dir: AnyPath = Path("var/outer/certreq")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_keys(cls, data: Any) -> Any:
+        return _old_lockout_minutes("outer", data)
 
     @field_validator("trusted_proxies")
     @classmethod

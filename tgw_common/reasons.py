@@ -179,7 +179,8 @@ _REASONS: tuple[ReasonInfo, ...] = (
     ReasonInfo("IP_NOT_ALLOWED", "來源位址不在白名單", "the client address is not in the agency's allow-list",
                (_L.UPLOAD,)),
     ReasonInfo("RATE_LIMITED", "嘗試次數過多", "too many attempts; try again later", (_L.UPLOAD,)),
-    ReasonInfo("ACCOUNT_LOCKED", "帳號已鎖定", "too many failed logins; the account is locked for a while",
+    ReasonInfo("ACCOUNT_LOCKED", "帳號登入延遲中", "too many wrong passwords: the account's sign-in is delayed "
+               "(kept in the audit log; the answer reads as UNAUTHENTICATED)",
                (_L.UPLOAD,)),
     ReasonInfo("DISK_FULL", "系統儲存空間不足", "the spool's disk is nearly full; try again later", (_L.UPLOAD,)),
 )

@@ -23,7 +23,7 @@ from .models import AuditEntry
 # A typo must fail loudly, not go unaudited.
 ACTIONS = frozenset({
     # signing in
-    "login", "login_failed", "logout", "session_expired", "password_changed", "forbidden", "csrf_refused",
+    "login", "login_failed", "login_throttled", "logout", "session_expired", "password_changed", "forbidden", "csrf_refused",
     # envelopes
     "quarantine_retried", "quarantine_rejected",
     # registry and trust

@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from tgw_common.db import transaction, utcnow
-from tgw_common.web.signin import SignInBase, locked_message, lockout_message
+from tgw_common.web.signin import SignInBase
 
 from . import audit
 from .accounts import Operator, operator_of
@@ -38,16 +38,14 @@ class SignIn(SignInBase):
         now = utcnow()
         with transaction(self.engine) as s:
             user = s.scalar(select(ConsoleUser).where(ConsoleUser.username == username)) if username else None
-            locked_until = user.locked_until if user is not None else None
-        if user is not None and locked_until and locked_until > now:
-            audit.record(self.engine, "login_failed", actor=username, ip=ip, outcome="refused", cause="locked")
-            raise SignInRefused("ACCOUNT_LOCKED", locked_message(locked_until))
-        ok, locked = self._check_password(user, password)
-        if not ok or user is None or not user.active:
-            cause = "locked" if locked else "disabled" if user is not None and ok else "password"
+        check = self._check_password(user, password, now)
+        if not check.ok or user is None or not user.active:
+            # One answer for every refusal; what really happened is in the audit log only.
+            cause = "locked" if check.held else "disabled" if user is not None and check.ok else "password"
             audit.record(self.engine, "login_failed", actor=username or "-", ip=ip, outcome="refused", cause=cause)
-            if locked:
-                raise SignInRefused("ACCOUNT_LOCKED", lockout_message(self.cfg.lockout_minutes))
+            if check.delayed_for is not None:
+                audit.record(self.engine, "login_throttled", actor=username, ip=ip, outcome="refused",
+                             failures=check.failures, delay_seconds=int(check.delayed_for.total_seconds()))
             raise SignInRefused("UNAUTHENTICATED", BAD_CREDENTIALS)
         with transaction(self.engine) as s:
             row = s.get(ConsoleUser, user.id)

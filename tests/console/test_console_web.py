@@ -37,16 +37,17 @@ def mapp(mzone):
 
 
 # ------------------------------------------------------------------ signing in, roles, CSRF, sessions
-def test_login_wrong_password_locks_and_is_audited(mapp, mzone):
+def test_login_wrong_passwords_delay_the_account_and_are_audited(mapp, mzone):
     client = mapp.test_client()
     for _ in range(4):
         r = login(client, "vera", "wrong-password-1")
         assert r.status_code == 401
         assert "帳號或密碼錯誤" in r.get_data(as_text=True)
-    r = login(client, "vera", "wrong-password-1")  # the fifth: locked now
-    assert r.status_code == 401 and 'data-reason="ACCOUNT_LOCKED"' in r.get_data(as_text=True)
-    r = login(client, "vera")  # the right password does not open a locked account
-    assert r.status_code == 401 and "ACCOUNT_LOCKED" in r.get_data(as_text=True)
+    r = login(client, "vera", "wrong-password-1")  # the fifth starts a delay, answered as any miss
+    assert r.status_code == 401 and 'data-reason="UNAUTHENTICATED"' in r.get_data(as_text=True)
+    r = login(client, "vera")  # the right password waits out the delay, and the answer does not say so
+    assert r.status_code == 401 and "ACCOUNT_LOCKED" not in r.get_data(as_text=True)
+    assert len(mzone.audit(action="login_throttled")) == 1
     failed = mzone.audit(action="login_failed")
     assert len(failed) == 6 and {a["actor"] for a in failed} == {"vera"}
     assert failed[-1]["detail"]["cause"] == "locked" and failed[0]["ip"] == "127.0.0.1"
@@ -485,3 +486,14 @@ def test_first_sign_in_with_a_generated_password_must_change_it(mapp, mzone):
                                                "confirm": "Chosen-pass-2026"})
     assert r.status_code == 302 and client.get("/dashboard").status_code == 200
     assert mzone.audit(action="password_changed")[-1]["actor"] == "fresh"
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.com", "/\n/evil.com", "//evil.com", "https://evil.com/x"])
+def test_no_redirect_of_the_console_leaves_the_site(mapp, target):
+    client = mapp.test_client()
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    r = client.post(f"/login?next={target}", data={"username": "otto", "password": PASSWORD, "csrf_token": token,
+                                                    "next": target})
+    assert r.status_code == 302 and "evil.com" not in r.headers["Location"]
+    r = client.post("/quarantine/retry", data={"ids": "X", "back": target, "csrf_token": token_of(client)})
+    assert r.status_code == 302 and "evil.com" not in r.headers["Location"]

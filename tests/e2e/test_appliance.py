@@ -74,6 +74,17 @@ def _status(folder: Path) -> dict:
     return gather(Layout.at(folder))
 
 
+def _assert_owner_only(folder: Path) -> None:
+    """Payees' accounts and ID numbers, password hashes, keys: nothing of the appliance is
+    readable by another local user, the databases' WAL and SHM files included."""
+    for name in ("inner.db", "outer.db"):
+        assert list(folder.rglob(name)), f"{name} not found under {folder}"
+        assert list(folder.rglob(name + "-wal")), f"{name}-wal not found: the check would miss it"
+    shared = {str(p.relative_to(folder)): oct(stat.S_IMODE(p.lstat().st_mode))
+              for p in (folder, *folder.rglob("*")) if not p.is_symlink() and p.lstat().st_mode & 0o077}
+    assert shared == {}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("loss", [None, 0.05], ids=["direct", "lossy-relay"])
@@ -89,6 +100,7 @@ def test_two_hundred_envelopes_end_to_end(appliance_dir: Path, tmp_path: Path, l
     # What `tgw up` promised: credentials only for us, every program RUNNING, the relay iff --loss.
     creds_file = folder / "credentials.json"
     assert stat.S_IMODE(creds_file.stat().st_mode) == 0o600
+    _assert_owner_only(folder)
     creds = json.loads(creds_file.read_text())
     assert set(creds["agencies"]) == {"A10001", "A10002", "A10003"}
     status = _status(folder)

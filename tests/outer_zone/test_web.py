@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from outer_zone.models import AuditEntry, Upload, WebSession
+from outer_zone.models import AuditEntry, Upload, User, WebSession
 from tgw_common.db import transaction
 
 from .conftest import A1, A2, PASSWORD, bearer, csrf_of, web_login
@@ -65,20 +65,28 @@ def test_login_needs_the_csrf_token(env, client):
     assert client.get("/status").status_code == 302  # not signed in
 
 
-def test_brute_force_locks_the_account_then_the_address(env, app_for):
+def test_brute_force_delays_the_account_then_limits_the_address(env, app_for):
     client = app_for(lockout_attempts=3, login_rate_per_minute=4).test_client()
-    codes = [_reason(web_login(client, "a1-rel", password=f"guess-{i}")) for i in range(3)]
-    assert codes == ["UNAUTHENTICATED", "UNAUTHENTICATED", "ACCOUNT_LOCKED"]
-    r = web_login(client, "a1-rel")  # the right password no longer helps
-    assert (r.status_code, _reason(r)) == (423, "ACCOUNT_LOCKED")
+    answers = [web_login(client, "a1-rel", password=f"guess-{i}") for i in range(3)]
+    assert [(r.status_code, _reason(r)) for r in answers] == [(401, "UNAUTHENTICATED")] * 3
+    # The third wrong password started a delay: even the right one is refused meanwhile, and
+    # the answer reads exactly like a wrong password's (no 423 that tells the name is real).
+    r = web_login(client, "a1-rel")
+    assert (r.status_code, _reason(r)) == (401, "UNAUTHENTICATED")
+    assert r.get_data(as_text=True).count("帳號或密碼錯誤") == answers[0].get_data(as_text=True).count("帳號或密碼錯誤")
+    throttled = _audit(env, "login_throttled")
+    assert len(throttled) == 1 and throttled[0].agency == A1 and throttled[0].target == "a1-rel"
+    assert [a.reason for a in _audit(env, "login_failed")][-1] == "ACCOUNT_LOCKED"
     # Guessing at another account from the same address runs into the rate limit.
     r = web_login(client, "a1-acc", password="guess")
     assert (r.status_code, _reason(r), r.headers["Retry-After"]) == (429, "RATE_LIMITED", "60")
-    r = web_login(client, "a1-acc")
-    assert _reason(r) == "RATE_LIMITED"
-    # Another address is not limited, and the other account is not locked.
+    # Another address is not limited, and the other account is not delayed.
     elsewhere = client.application.test_client()
     assert web_login(elsewhere, "a1-acc", REMOTE_ADDR="127.0.0.2").status_code == 302
+    # Once the delay has passed the owner gets in: a delay, never a lock.
+    with transaction(env.engine()) as s:
+        s.execute(update(User).where(User.username == "a1-rel").values(locked_until=datetime.now(UTC)))
+    assert web_login(elsewhere, "a1-rel", REMOTE_ADDR="127.0.0.3").status_code == 302
 
 
 def test_allow_list_applies_to_the_login_page_and_sessions(env, client):
@@ -348,3 +356,21 @@ def test_certificate_registration_request(env, client, demo_pki, kit):
                                           "certificate": (io.BytesIO(pem), "rel.pem")},
                    content_type="multipart/form-data")
     assert r.status_code == 403
+
+
+def test_admin_cannot_tell_a_name_taken_in_another_agency(env, client):
+    """A name held in the admin's own agency and one held in another agency answer alike, so
+    an agency admin cannot probe which user names other agencies have."""
+    web_login(client, "a1-admin")
+
+    def add(username: str) -> tuple[int, str]:
+        token = _csrf(client, "/admin/users")
+        r = client.post("/admin/users", data={"csrf_token": token, "username": username, "display_name": "試",
+                                              "roles": ["reviewer"]})
+        html = r.get_data(as_text=True)
+        message = re.search(r"此帳號無法使用[^<]*", html)
+        return r.status_code, message.group(0) if message else html
+
+    own, other = add("a1-rel"), add("a2-rel")
+    assert own == other and "無法使用" in own[1]
+    assert "a2-rel" not in other[1] and A2 not in other[1]

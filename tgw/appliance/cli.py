@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -57,9 +58,17 @@ def up(folder: Path, loss: float | None, port_base: int | None, agencies: int, t
     from .configs import has_console, write_configs
     from .control import busy_ports, process_info, supervisor_pid
     from .programs import supervisord_conf
-    from .provision import ensure_accounts, ensure_console_account, ensure_pki, prepare_databases
+    from .provision import (
+        OWNER_ONLY_UMASK,
+        ensure_accounts,
+        ensure_console_account,
+        ensure_pki,
+        owner_only,
+        prepare_databases,
+    )
     from .status import gather, render
 
+    os.umask(OWNER_ONLY_UMASK)  # before anything is written: the PKI, the configs, the databases
     layout = _layout(folder)
     settings = layout.read_settings()
     if process_info(layout) is not None:
@@ -83,6 +92,7 @@ def up(folder: Path, loss: float | None, port_base: int | None, agencies: int, t
     if busy:
         raise Failure("port(s) in use 埠號已被占用: " + "; ".join(busy) + " — choose another --port-base")
     layout.root.mkdir(parents=True, exist_ok=True)
+    owner_only(layout.root)
     layout.write_settings(settings)
     portal = f"http://127.0.0.1:{ports(settings.port_base)['web']}"
 

@@ -22,6 +22,26 @@ from tgw_common.spool import fsync_dir
 from .layout import Layout
 
 LOOPBACK = "127.0.0.1/32"
+OWNER_ONLY_UMASK = 0o077
+
+
+def owner_only(root: Path) -> int:
+    """Take group and other bits off everything under `root`; returns how many paths changed.
+
+    The one-box appliance runs every program as one user, so nothing in it needs to be shared:
+    the databases hold payees' bank accounts and ID numbers and the password hashes. Files
+    made by an older `tgw up` (0644 in 0755 folders) are put right on the next start; what is
+    made from now on is owner-only through the umask (OWNER_ONLY_UMASK, here and in
+    supervisord's config).
+    """
+    changed = 0
+    for path in (root, *root.rglob("*")):
+        st = path.lstat()
+        if path.is_symlink() or not st.st_mode & 0o077:
+            continue
+        os.chmod(path, st.st_mode & 0o7700)
+        changed += 1
+    return changed
 
 
 def ensure_pki(layout: Layout, *, agencies: int) -> bool:

@@ -6,14 +6,25 @@ Both apps name their sign-in blueprint `auth` with the endpoints `login`, `logou
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import redirect, request, url_for
 from werkzeug.wrappers import Response
 
 
 def safe_next(target: str | None) -> str | None:
-    """Only a path on this site: never //host, a scheme, or a backslash that a browser may
-    read as a slash (each would be an open redirect); None for anything else."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    r"""Only a path on this site, else None (the caller falls back to its default page).
+
+    Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so
+    `/\t/evil.com` becomes `//evil.com`: any control character, whitespace or backslash is
+    refused outright, and what is left is judged by `urlsplit` (no scheme, no host, one '/')."""
+    if not target or any(not ch.isprintable() or ch.isspace() or ch == "\\" for ch in target):
+        return None
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return None
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     return target
 

@@ -1,8 +1,8 @@
-"""Sign-in bookkeeping both apps keep alike: lockout after wrong passwords, server-side sessions.
+"""Sign-in bookkeeping both apps keep alike: growing delays after wrong passwords, server-side sessions.
 
 The cookie holds only a random key; the session row is keyed by its SHA-256, so a stolen
 database does not hand out live cookies. Idle and maximum age are checked on every request
-and everything lives in the database, so lockout and timeouts hold across gunicorn workers
+and everything lives in the database, so delays and timeouts hold across gunicorn workers
 and restarts.
 
 A zone's SignIn subclasses SignInBase and names its two tables; it keeps what differs: how
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -34,12 +35,25 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def locked_message(until: datetime) -> str:
-    return f"帳號已鎖定至 {until:%Y-%m-%d %H:%M} UTC / the account is locked until {until:%Y-%m-%d %H:%M} UTC"
+def login_delay(failures: int, cfg: OuterConfig | ConsoleConfig) -> timedelta | None:
+    """How long an account must wait after its `failures`-th wrong password in a row: nothing
+    before `lockout_attempts`, then base x 2^k seconds, capped. A cap, not a lock, so whoever
+    knows a user name can hold its owner off for minutes at most."""
+    over = failures - cfg.lockout_attempts
+    if over < 0:
+        return None
+    return timedelta(seconds=min(cfg.login_delay_base_seconds * 2 ** min(over, 32), cfg.login_delay_max_seconds))
 
 
-def lockout_message(minutes: int) -> str:
-    return f"密碼錯誤次數過多，帳號鎖定 {minutes} 分鐘 / too many wrong passwords: locked for {minutes} minutes"
+@dataclass(frozen=True)
+class PasswordCheck:
+    """What one sign-in attempt came to. `held`: refused unseen, the account's delay had not
+    passed; `delayed_for`: this wrong password started (or lengthened) a delay, worth an alert."""
+
+    ok: bool
+    held: bool = False
+    failures: int = 0
+    delayed_for: timedelta | None = None
 
 
 class SignInBase:
@@ -52,29 +66,36 @@ class SignInBase:
         self.engine = engine
         self.cfg = cfg
 
-    # --- passwords and lockout
-    def _check_password(self, user, password: str) -> tuple[bool, bool]:
-        """(password right, account locked by this very attempt).
+    # --- passwords and growing delays
+    def _check_password(self, user, password: str, now: datetime) -> PasswordCheck:
+        """Judge one attempt; the caller answers a refusal alike whatever it was.
 
-        `user` may be None (unknown): the hash is still checked, so timing does not tell.
+        `user` may be None (unknown): a dummy hash is still verified, so timing does not tell.
+        An account still in its delay is refused without looking at the password (a dummy hash
+        again, for the timing), and such an attempt does not lengthen the delay: the owner can
+        always get in once it has passed.
         """
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            verify_password(None, password)
+            return PasswordCheck(ok=False, held=True, failures=user.failed_logins or 0)
         ok = verify_password(user.password_hash if user is not None else None, password)
-        locked = self._count_failure(user.id) if user is not None and not ok else False
-        return ok, locked
+        if ok or user is None:
+            return PasswordCheck(ok=ok)
+        failures, delay = self._count_failure(user.id, now)
+        return PasswordCheck(ok=False, failures=failures, delayed_for=delay)
 
-    def _count_failure(self, user_id: int) -> bool:
-        """One more wrong password; True when this one locks the account."""
+    def _count_failure(self, user_id: int, now: datetime) -> tuple[int, timedelta | None]:
+        """One more wrong password: (failures in a row, the delay it starts, if any)."""
         users = self.user_model
         with transaction(self.engine) as s:
             # An UPDATE ... SET n = n + 1, not read-then-write: two workers may count at once.
             s.execute(update(users).where(users.id == user_id).values(failed_logins=users.failed_logins + 1))
             row = s.get(users, user_id)
             s.refresh(row)
-            if row.failed_logins >= self.cfg.lockout_attempts:
-                row.failed_logins = 0
-                row.locked_until = utcnow() + timedelta(minutes=self.cfg.lockout_minutes)
-                return True
-        return False
+            delay = login_delay(row.failed_logins, self.cfg)
+            if delay is not None:
+                row.locked_until = now + delay
+            return row.failed_logins, delay
 
     # --- sessions
     def _open_session(self, s: Session, row, password: str, ip: str, now: datetime) -> str:
