@@ -44,7 +44,11 @@ def _user_of_my_agency(s, user_id: int) -> User:
 
 def _users_page(error: str | None = None, created: dict | None = None, status_code: int = 200):
     users = list_users(portal().engine, who().agency)
-    return render_template("admin_users.html", users=users, roles=ROLES, error=error, created=created), status_code
+    # Repeated wrong passwords on the agency's accounts: the admin is the one to ask the user
+    # (or to notice somebody guessing), since the sign-in page itself never tells.
+    throttled = audit.recent(portal().engine, limit=20, agency=who().agency, action="login_throttled")
+    return render_template("admin_users.html", users=users, roles=ROLES, error=error, created=created,
+                           throttled=throttled), status_code
 
 
 @bp.get("/users")

@@ -87,6 +87,12 @@ def test_brute_force_delays_the_account_then_limits_the_address(env, app_for):
     with transaction(env.engine()) as s:
         s.execute(update(User).where(User.username == "a1-rel").values(locked_until=datetime.now(UTC)))
     assert web_login(elsewhere, "a1-rel", REMOTE_ADDR="127.0.0.3").status_code == 302
+    # The agency's admin is told, on the users page (audit.recent is filtered by agency).
+    admin = client.application.test_client()
+    web_login(admin, "a1-admin", REMOTE_ADDR="127.0.0.4")
+    html = admin.get("/admin/users", environ_base={"REMOTE_ADDR": "127.0.0.4"}).get_data(as_text=True)
+    delays = html[html.index('id="sign-in-delays"'):]
+    assert 'data-username="a1-rel"' in delays and "127.0.0.1" in delays
 
 
 def test_allow_list_applies_to_the_login_page_and_sessions(env, client):
