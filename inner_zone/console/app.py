@@ -17,6 +17,7 @@ from tgw_common.config import Config
 from tgw_common.web import headers, requestlog
 from tgw_common.web.cookies import session_settings
 from tgw_common.web.redirects import forced_password_change, to_login
+from tgw_common.web.stalled import answer_stalled_bodies
 
 from . import timefmt
 from .state import Console
@@ -134,16 +135,7 @@ def _errors(app: Flask) -> None:
         return render_template("message.html", title=f"{error.code} {error.name}", kind="error",
                                message=error.description), error.code or 500
 
-    @app.errorhandler(TimeoutError)
-    def client_stalled(error):
-        # The body stopped arriving for console.body_timeout_seconds (gevent_worker.py): the
-        # client's fault, one line in the log and the connection closed.
-        from werkzeug.exceptions import RequestTimeout
-
-        log.info("request body stalled; cut off", extra={"path": request.path})
-        response = app.make_response(http_error(RequestTimeout()))
-        response.headers["Connection"] = "close"
-        return response
+    answer_stalled_bodies(app, http_error)
 
     @app.errorhandler(Exception)
     def unexpected(error):

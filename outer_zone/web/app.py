@@ -21,6 +21,7 @@ from tgw_common.reasons import Refusal
 from tgw_common.web import headers, requestlog
 from tgw_common.web.cookies import session_settings
 from tgw_common.web.redirects import forced_password_change, to_login
+from tgw_common.web.stalled import answer_stalled_bodies
 
 from .. import audit
 from ..netaccess import ip_allowed
@@ -167,16 +168,7 @@ def _register_errors(app: Flask) -> None:
 
         return render_template("error.html", error=error), error.code or 500
 
-    @app.errorhandler(TimeoutError)
-    def client_stalled(error):
-        # The body stopped arriving for outer.body_timeout_seconds (gevent_worker.py): the
-        # client's fault, one line in the log and the connection closed.
-        from werkzeug.exceptions import RequestTimeout
-
-        log.info("request body stalled; cut off", extra={"path": request.path})
-        response = app.make_response(http_error(RequestTimeout()))
-        response.headers["Connection"] = "close"
-        return response
+    answer_stalled_bodies(app, http_error)
 
     @app.errorhandler(Exception)
     def unexpected(error):
