@@ -4,7 +4,7 @@ The order is what makes it safe:
 
 1. The caller has authenticated the uploader; nothing of the body was read before that.
 2. The body is streamed into `upload_tmp/<random>.part` with a size limit while hashing,
-   then fsynced. Only now is it parsed, and only the release layer (no key exists here).
+   then made durable. Only now is it parsed, and only the release layer (no key exists here).
 3. Accepted: renamed to `upload_tmp/<tracking_id>.p7m`; then ONE transaction records the
    upload, the replay guard (primary key = release digest) and the "received" event.
 4. The file is renamed into the transfer's outbound spool and "spooled" is recorded.
@@ -35,7 +35,7 @@ from tgw_common.config import OuterConfig
 from tgw_common.db import transaction, utcnow
 from tgw_common.events import Provenance
 from tgw_common.reasons import Layer, Refusal
-from tgw_common.spool import HIDDEN, fsync_dir, move_durably
+from tgw_common.spool import HIDDEN, durable_file, publish
 from tgw_common.tpe.opener import EnvelopeOpener
 
 from . import audit
@@ -107,9 +107,7 @@ class UploadIntake:
             release = self.opener().check_release(data, agency=who.agency)
             del data
             ready = self.cfg.upload_tmp / f"{tracking_id}{READY_SUFFIX}"
-            os.replace(part, ready)
-            fsync_dir(self.cfg.upload_tmp)
-            part = ready
+            part = publish(part, ready)
             self._commit_accepted(tracking_id, now, who, size, sha256, release)
             part = None  # from here on the file belongs to the accepted upload (recovery finishes it)
         except Refusal as refusal:
@@ -135,7 +133,7 @@ class UploadIntake:
         size = 0
         limit = self.cfg.max_upload_bytes
         try:
-            with open(part, "xb") as fh:
+            with durable_file(part) as fh:
                 while True:
                     chunk = stream.read(CHUNK)
                     if not chunk:
@@ -145,8 +143,6 @@ class UploadIntake:
                         raise self._too_large(None)
                     digest.update(chunk)
                     fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
         except Refusal:
             part.unlink(missing_ok=True)
             raise
@@ -208,7 +204,7 @@ class UploadIntake:
         name = f"{tracking_id}{READY_SUFFIX}"
         ready = self.cfg.upload_tmp / name
         try:
-            move_durably(ready, self.cfg.outbound / name)
+            publish(ready, self.cfg.outbound / name)
         except FileNotFoundError:
             # Only this code removes a ready file, by moving it: someone else already did.
             pass

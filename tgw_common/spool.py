@@ -1,7 +1,9 @@
 """Handing files between processes through folders, crash-safe (Maildir's tmp -> new).
 
-A file is written under `<queue>/.tmp`, flushed and fsynced, renamed into the queue and the
-folder fsynced; readers see only finished names. A worker claims a file by renaming it into
+A file is written under `<queue>/.tmp`, flushed and made durable, renamed into the queue and
+the folder made durable; readers see only finished names. Every producer hands a file over
+with `publish()` (or `write_atomic()` for bytes in memory): nothing else in the project
+renames a file into a folder another process reads, or calls fsync. A worker claims a file by renaming it into
 `.claimed/`; at start-up `recover()` puts claimed files back and counts the try, and after
 `max_tries` a file that keeps killing its worker is set aside in `.bad/`. All of a queue's
 folders are on one filesystem, so every move is an atomic rename.
@@ -9,61 +11,144 @@ folders are on one filesystem, so every move is an atomic rename.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 HIDDEN = (".", "~")
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def sync_folders(*folders: Path) -> None:
+    """Make the entries of each folder durable (a rename or unlink in it survives a power cut).
+
+    The one place a caller that batches its moves (`publish(..., sync=False)`) makes them
+    durable before it relies on them."""
+    for folder in dict.fromkeys(folders):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def sync_file(path: Path) -> None:
+    """Make a finished file's bytes durable (before a database row comes to rely on them)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def write_atomic(dest: Path, data: bytes | Iterator[bytes], *, tmp_dir: Path | None = None) -> Path:
+@contextmanager
+def durable_file(path: Path, mode: str = "xb", *, private: bool = False) -> Iterator[BinaryIO]:
+    """Open `path` for writing; on a clean exit its bytes are flushed and made durable.
+
+    For producers that write a file in pieces and look at it before they publish it. A
+    `private` file is created 0600, so a secret is never readable by others, not even briefly.
+    """
+    opener = _private_opener if private else None
+    with open(path, mode, opener=opener) as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+def make_folders(path: Path) -> None:
+    """mkdir -p, with each new folder's entry made durable in its parent (a new day's archive
+    folder must survive a power cut as surely as the file published into it)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+        sync_folders(folder.parent)
+
+
+def write_atomic(dest: Path, data: bytes | Iterator[bytes], *, tmp_dir: Path | None = None,
+                 private: bool = False) -> Path:
     """Write `data` to `dest` so that `dest` is either absent or complete, even after a crash."""
     tmp_dir = tmp_dir or dest.parent
     tmp_dir.mkdir(parents=True, exist_ok=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f".{dest.name}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as fh:
+    with durable_file(tmp, "wb", private=private) as fh:
         if isinstance(data, bytes | bytearray | memoryview):
             fh.write(data)
         else:
             for chunk in data:
                 fh.write(chunk)
-        fh.flush()
-        os.fsync(fh.fileno())
     os.replace(tmp, dest)
-    fsync_dir(dest.parent)
+    sync_folders(dest.parent)
     return dest
+
+
+def publish(src: Path, dest: Path, *, sync: bool = True, keep_source: bool = False) -> Path:
+    """Put the finished file `src` at `dest`: the one way a file enters a spool or a folder
+    another process reads.
+
+    On one filesystem it is a rename, so `dest` is never seen half-written; with `sync` the
+    file's bytes and both folders are made durable first and after. `sync=False` leaves the
+    folders to the caller's `sync_folders()` (a runner batching many moves). Across
+    filesystems (an archive on its own volume) the file is copied to a temporary name beside
+    `dest`, made durable, renamed, and only then is `src` removed: a crash leaves at worst two
+    identical copies, never none. `keep_source` always copies (an operator's own file).
+    """
+    make_folders(dest.parent)
+    if not keep_source:
+        try:
+            if sync:
+                sync_file(src)
+            os.replace(src, dest)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+        else:
+            if sync:
+                sync_folders(dest.parent, src.parent)
+            return dest
+    _copy_across(src, dest)
+    if not keep_source:
+        src.unlink()
+        sync_folders(src.parent)
+    return dest
+
+
+def _copy_across(src: Path, dest: Path) -> None:
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
+    with open(src, "rb") as s, durable_file(tmp, "wb") as d:
+        shutil.copyfileobj(s, d, 1024 * 1024)
+    os.replace(tmp, dest)
+    sync_folders(dest.parent)
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex (files can be gigabytes: read in chunks)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+# The names producers used before `publish` was the one way in; kept until every caller has moved.
+fsync_dir = sync_folders
 
 
 def move_durably(src: Path, dest: Path) -> Path:
-    """Rename `src` to `dest` (same filesystem) and fsync both folders."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(src, dest)
-    fsync_dir(dest.parent)
-    if src.parent != dest.parent:
-        fsync_dir(src.parent)
-    return dest
+    return publish(src, dest)
 
 
 def copy_durably(src: Path, dest: Path) -> Path:
-    """Copy `src` to `dest` through a temporary name, so `dest` is never seen half-written."""
-    tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(src, "rb") as s, open(tmp, "wb") as d:
-        shutil.copyfileobj(s, d, 1024 * 1024)
-        d.flush()
-        os.fsync(d.fileno())
-    return move_durably(tmp, dest)
+    return publish(src, dest, keep_source=True)
 
 
 @dataclass(frozen=True)
@@ -94,7 +179,7 @@ class SpoolQueue:
 
     def enqueue_file(self, src: Path, name: str | None = None) -> Path:
         """Move a finished file (on the same filesystem) into the queue."""
-        return move_durably(src, self.root / _safe_name(name or src.name))
+        return publish(src, self.root / _safe_name(name or src.name))
 
     # --- consumers
     def ready(self) -> list[str]:
@@ -131,11 +216,11 @@ class SpoolQueue:
         """The work on a claimed file is durable elsewhere: forget the file."""
         claimed.path.unlink(missing_ok=True)
         (self.tries_dir / claimed.name).unlink(missing_ok=True)
-        fsync_dir(self.claimed)
+        sync_folders(self.claimed)
 
     def release(self, claimed: Claimed) -> None:
         """Give a claimed file back to the queue (the work will be tried again)."""
-        move_durably(claimed.path, self.root / claimed.name)
+        publish(claimed.path, self.root / claimed.name)
 
     def set_aside(self, claimed: Claimed) -> Path:
         """Move a claimed file to .bad/ (it has used up its tries, or cannot be read at all).
@@ -146,7 +231,7 @@ class SpoolQueue:
         while os.path.lexists(dest):
             n += 1
             dest = self.bad / f"{claimed.name}.{n}"
-        move_durably(claimed.path, dest)
+        publish(claimed.path, dest)
         (self.tries_dir / claimed.name).unlink(missing_ok=True)
         return dest
 
@@ -163,7 +248,7 @@ class SpoolQueue:
             if tries >= self.max_tries:
                 exhausted.append(Claimed(Path(entry.path), entry.name, tries))
             else:
-                move_durably(Path(entry.path), self.root / entry.name)
+                publish(Path(entry.path), self.root / entry.name)
                 back.append(entry.name)
         for entry in os.scandir(self.tmp):
             # A .tmp file is a write that never finished: its producer will write it again.

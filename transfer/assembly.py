@@ -103,7 +103,7 @@ class Assembly:
     def finish(self) -> Path:
         """All blocks written: make sure the file exists with its size, and hand over its path.
 
-        The fsync is left to the publisher thread: on a big file it takes seconds.
+        Making it durable is left to the publisher thread: on a big file it takes seconds.
         """
         self.fd()
         self.close()

@@ -17,6 +17,7 @@ from tgw_common.cli_support import (
     load,
     operational,
 )
+from tgw_common.instance_lock import AlreadyRunning
 
 
 @click.group(name="transfer")
@@ -38,7 +39,7 @@ def _run_daemon(runner) -> None:
     runner.install_signal_handlers()
     try:
         runner.run()
-    except RuntimeError as exc:  # the instance lock is held by another process
+    except AlreadyRunning as exc:
         raise Failure(str(exc)) from None
     except OSError as exc:
         if exc.errno in (98, 99):  # EADDRINUSE, EADDRNOTAVAIL

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import socket
@@ -30,31 +29,6 @@ def parse_address(text: str) -> tuple[int, tuple]:
         raise ValueError(f"cannot resolve {host!r}: {exc.strerror}") from None
     family, _, _, _, sockaddr = info[0]
     return family, sockaddr
-
-
-class InstanceLock:
-    """An flock on a file in the state folder: two senders on one state would reuse numbers."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RuntimeError(f"another process holds {self.path} (already running?)") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 def disk_free(path: Path) -> int | None:

@@ -1,11 +1,11 @@
 """The receiver's second thread: verify, publish, and write everything to the database.
 
-Database commits (synchronous, fsynced) and hashing a multi-GB file take time; doing
+Database commits (synchronous, durable) and hashing a multi-GB file take time; doing
 them here keeps the datagram loop and the receiving thread running. Tasks run one at a
 time in order, so "is this SHA-256 published already?" and "publish it" cannot race.
 
-Publishing is crash-safe by a write-ahead row: the verified `.part` file is fsynced, a
-row `status=publishing` naming staging and final path is committed, the file is renamed
+Publishing is crash-safe by a write-ahead row: the verified `.part` file is made durable,
+a row `status=publishing` naming staging and final path is committed, the file is renamed
 into the inbound spool, and the row becomes `published` with the "arrived" event in the
 same commit. `recover()` finishes any publication a kill -9 interrupted (the rename is
 atomic, so the file is in exactly one of the two places), so a file is never published
@@ -28,10 +28,9 @@ from sqlalchemy import Engine, func, select
 
 from tgw_common.db import transaction, utcnow
 from tgw_common.events import Provenance
-from tgw_common.spool import fsync_dir
+from tgw_common.spool import publish, sha256_file, sync_file
 
 from .models import ReceivedFile, TransferGap, tracking_id
-from .sender_store import sha256_file
 from .wire import Meta
 
 log = logging.getLogger(__name__)
@@ -95,9 +94,7 @@ class Keeper:
         for row in rows:
             staging, dest = Path(row.staging), Path(row.path)
             if staging.exists():
-                os.replace(staging, dest)
-                fsync_dir(dest.parent)
-                fsync_dir(staging.parent)
+                publish(staging, dest)
             self._mark_published(row.id)
             finished += 1
         removed = 0
@@ -122,7 +119,7 @@ class Keeper:
     def _publish(self, key: tuple[bytes, int], meta: Meta, part: Path) -> None:
         seq = meta.seq
         sha = meta.sha256.hex()
-        size, digest = sha256_file(part)
+        size, digest = part.stat().st_size, sha256_file(part)
         if size != meta.file_size or digest != sha:
             part.unlink(missing_ok=True)
             self.counters["files_corrupt"] += 1
@@ -131,7 +128,7 @@ class Keeper:
             self.results.append(Result("corrupt", seq, key))
             return
         try:
-            _fsync_file(part)
+            sync_file(part)
             dup, dest, row_id = self._intent(meta, part, size, sha)
         except Exception:
             part.unlink(missing_ok=True)  # no intent row refers to it
@@ -141,9 +138,7 @@ class Keeper:
             self.counters["files_duplicate"] += 1
         else:
             try:
-                os.replace(part, dest)
-                fsync_dir(dest.parent)
-                fsync_dir(part.parent)
+                publish(part, dest)
             except Exception:
                 self._forget_intent(row_id, part)
                 raise
@@ -257,14 +252,6 @@ class Keeper:
             started_at = utcnow()
         self.provenance.heartbeat(SENDER_DAEMON, session_id=session, started_at=started_at, host=host, **state)
         self.counters["sender_heartbeats"] += 1
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_state(engine: Engine, window: int) -> tuple[int, set[int], int, dict[int, bool]]:

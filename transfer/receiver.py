@@ -26,11 +26,12 @@ from typing import Any
 from tgw_common.config import Config
 from tgw_common.db import make_engine
 from tgw_common.events import Provenance
+from tgw_common.instance_lock import InstanceLock
 from tgw_common.runner import Runner
 
 from . import wire
 from .assembly import Assembler, Assembly
-from .common import SAFE_NAME, InstanceLock, disk_free, parse_address
+from .common import SAFE_NAME, disk_free, parse_address
 from .gaps import GapTracker
 from .keeper import HOP, Keeper, is_resolved_in_db, load_state
 from .netstat import kernel_counters
@@ -132,7 +133,7 @@ class Receiver(Runner):
         self.engine = engine
         self.heartbeat_seconds = cfg.heartbeat_seconds
         self.rescan_seconds = 5.0
-        self.lock = InstanceLock(cfg.state_dir / "receive.lock")
+        self.lock = InstanceLock(cfg.state_dir / "receive.lock", holder="transfer receiver")
         # The keeper thread gets its own Provenance: a ZeroMQ socket must not be shared
         # between threads, and the runner's heartbeats go out from this thread.
         keeper_events = Provenance(engine, zone=config.node.zone, host=config.node.host,

@@ -22,11 +22,12 @@ from typing import Any
 from tgw_common.config import Config
 from tgw_common.db import make_engine, transaction, utcnow
 from tgw_common.events import Provenance
+from tgw_common.instance_lock import InstanceLock
 from tgw_common.runner import Runner
-from tgw_common.spool import SpoolQueue, move_durably
+from tgw_common.spool import SpoolQueue, publish
 
 from . import wire
-from .common import SAFE_NAME, InstanceLock, disk_free
+from .common import SAFE_NAME, disk_free
 from .fec import block_count, block_shape, copy_shares, encode
 from .models import SentFile, tracking_id
 from .pacing import TokenBucket
@@ -106,7 +107,7 @@ class Sender(Runner):
         self.engine = engine
         self.store = SenderStore(engine, cfg.sent_dir)
         self.bucket = TokenBucket(cfg.rate_bps)
-        self.lock = InstanceLock(cfg.state_dir / "send.lock")
+        self.lock = InstanceLock(cfg.state_dir / "send.lock", holder="transfer sender")
         self.sock: SendOnlySocket | None = None
         self.outbound: SpoolQueue | None = None
         self.next_seq = 1
@@ -198,7 +199,7 @@ class Sender(Runner):
             seq = self.next_seq
             dest = self.cfg.sent_dir / f"{seq:012d}-{name}"
             try:
-                move_durably(self.cfg.outbound / name, dest)
+                publish(self.cfg.outbound / name, dest)
             except FileNotFoundError:
                 continue
             # From here the number is taken (recover() finds it in the file name).
@@ -213,7 +214,7 @@ class Sender(Runner):
     def _set_aside(self, name: str) -> None:
         dest = self.cfg.state_dir / "rejected" / name
         try:
-            move_durably(self.cfg.outbound / name, dest)
+            publish(self.cfg.outbound / name, dest)
         except FileNotFoundError:
             return
         log.error("file name not allowed on the link; set aside", extra={"file": name, "moved_to": str(dest)})

@@ -8,7 +8,6 @@ the folder, and no number is ever skipped or used twice.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import Engine, func, or_, select
 
 from tgw_common.db import create_tables, transaction, utcnow
+from tgw_common.spool import sha256_file
 
 from .models import SentFile
 
@@ -35,16 +35,6 @@ class Job:
     path: str
     copy: int  # the copy's number among all copies of this file, 1 for the first
     resend: bool
-
-
-def sha256_file(path: Path) -> tuple[int, str]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            h.update(chunk)
-            size += len(chunk)
-    return size, h.hexdigest()
 
 
 class SenderStore:
@@ -84,7 +74,7 @@ class SenderStore:
         return top + 1, adopted, removed
 
     def add(self, seq: int, name: str, path: Path) -> SentFile:
-        size, digest = sha256_file(path)
+        size, digest = path.stat().st_size, sha256_file(path)
         now = utcnow()
         row = SentFile(seq=seq, name=name, size=size, sha256=digest, path=str(path), enqueued_at=now,
                        copies_sent=0, next_due_at=now, resend_pending=0, resends_done=0)

@@ -23,7 +23,7 @@ from tgw_common.db import utcnow
 from tgw_common.pki.certs import fingerprint, load_certificate
 from tgw_common.reasons import Layer, Refusal
 from tgw_common.registry import ROLES, RegistryError, SignerRegistry
-from tgw_common.spool import fsync_dir, write_atomic
+from tgw_common.spool import publish, write_atomic
 
 from .state import Console
 
@@ -123,13 +123,7 @@ def _file(console: Console, name: str) -> Path:
 
 
 def _move(path: Path, sub: str) -> Path:
-    dest_dir = path.parent / sub
-    dest_dir.mkdir(exist_ok=True)
-    dest = dest_dir / f"{utcnow():%Y%m%dT%H%M%S}-{path.name}"
-    path.rename(dest)
-    fsync_dir(path.parent)
-    fsync_dir(dest_dir)
-    return dest
+    return publish(path, path.parent / sub / f"{utcnow():%Y%m%dT%H%M%S}-{path.name}")
 
 
 def approve(console: Console, name: str, *, by: str) -> dict[str, Any]:

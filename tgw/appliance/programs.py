@@ -46,7 +46,7 @@ def programs(layout: Layout, settings: Settings, *, console: bool) -> list[Progr
         Program("monitor-inner", "inner", None, 101, ("monitor", "run", "--config", inner), 20),
         # A 200 MB envelope takes about two minutes to open and load on a 2-core machine.
         Program("inner-runner", "inner", "inner-runner", 200, ("inner", "run", "--config", inner), 180),
-        # The keeper finishes the publication it is writing (hash check and fsync of a large file).
+        # The keeper finishes the publication it is writing (hash check and sync of a large file).
         Program("transfer-receive", "inner", "transfer-receive", 210, ("transfer", "receive", "--config", inner), 60),
     ]
     if console:

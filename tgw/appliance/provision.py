@@ -17,7 +17,7 @@ from typing import Any
 from tgw_common.config import load_config
 from tgw_common.db import create_tables, make_engine, transaction
 from tgw_common.registry import SignerRegistry
-from tgw_common.spool import fsync_dir
+from tgw_common.spool import write_atomic
 
 from .layout import Layout
 
@@ -83,15 +83,7 @@ def read_credentials(layout: Layout) -> dict[str, Any]:
 
 def write_secret(path: Path, data: bytes) -> None:
     """Like write_atomic, but the file is 0600 from its first byte (never briefly world-readable)."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_atomic(path, data, private=True)
 
 
 def ensure_accounts(layout: Layout, *, portal_url: str) -> dict[str, Any]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
 from tgw_common.config import ConfigError
+from tgw_common.spool import durable_file
 
 
 def load_secret_key(path: Path) -> bytes:
@@ -18,14 +18,10 @@ def load_secret_key(path: Path) -> bytes:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with durable_file(path, "xb", private=True) as fh:
+            fh.write(secrets.token_bytes(64))
     except FileExistsError:
         pass
-    else:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(64))
-            fh.flush()
-            os.fsync(fh.fileno())
     key = path.read_bytes()
     if len(key) < 32:
         raise ConfigError(f"{path}: the secret key file holds {len(key)} bytes; at least 32 are needed "
