@@ -76,12 +76,7 @@ class SignIn(SignInBase):
         check = self._check_password(user, password, now)
         if not check.ok or user is None or not user.active:
             self._refuse_login(check, user, agency=agency, username=username, ip=ip)
-        with transaction(self.engine) as s:
-            row = s.get(User, user.id)
-            key = self._open_session(s, row, password, ip, now)
-            audit.record(s, "login", actor=row.username, agency=row.agency, ip=ip)
-            who = principal(s, row, now)
-        return key, who
+        return self._start_session(user.id, password, ip, now)
 
     def _refuse_login(self, check: PasswordCheck, user: User | None, *, agency: str, username: str, ip: str):
         """One answer for every refusal (unknown user, wrong password, an account still in its
@@ -99,26 +94,21 @@ class SignIn(SignInBase):
                                "failures": check.failures, "delay_seconds": seconds})
         raise _refuse("UNAUTHENTICATED", BAD_CREDENTIALS)
 
-    # --- web sessions
-    def resume(self, key: str | None, ip: str) -> Principal | None:
-        """The principal of a live session, or None (unknown, ended, idle too long, too old, user gone)."""
-        now = utcnow()
-        with transaction(self.engine) as s:
-            row = self._session_row(s, key)
-            if row is None:
-                return None
-            user = s.get(User, row.user_id)
-            agency = s.get(Agency, user.agency) if user else None
-            cause = self._expiry(row, now)
-            if cause is None and (user is None or not user.active or agency is None or not agency.active):
-                cause = "account"
-            if cause is not None:
-                row.ended_at = now
-                audit.record(s, "session_expired", actor=user.username if user else "-",
-                             agency=user.agency if user else None, ip=ip, cause=cause)
-                return None
-            self._touch(row, now)
-            return principal(s, user, now)
+    # --- web sessions (SignInBase.resume)
+    def audit_user(self, where, action: str, user, ip: str) -> None:
+        audit.record(where, action, actor=user.username, agency=user.agency, ip=ip)
+
+    def _audit_expired(self, s, user: User | None, ip: str, cause: str) -> None:
+        audit.record(s, "session_expired", actor=user.username if user else "-",
+                     agency=user.agency if user else None, ip=ip, cause=cause)
+
+    def _usable(self, s, user: User | None) -> bool:
+        """The user and the user's agency must both still be active."""
+        agency = s.get(Agency, user.agency) if user else None
+        return user is not None and user.active and agency is not None and agency.active
+
+    def _signed_in_as(self, s, user: User, now) -> Principal:
+        return principal(s, user, now)
 
     # --- bearer tokens
     def bearer(self, header: str | None, ip: str) -> Principal:

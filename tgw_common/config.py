@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -180,10 +180,16 @@ def _old_lockout_minutes(section: str, data: Any) -> Any:
     return {**data, "login_delay_max_seconds": int(data["lockout_minutes"]) * 60}
 
 
-class ConsoleConfig(Section):
-    """The operator console (tgw inner console); docs/console.md explains every key."""
+class WebServerConfig(Section):
+    """What the two web apps (portal and console) configure alike: gunicorn, sessions, sign-in.
 
-    bind: str = "127.0.0.1:8081"
+    A subclass sets `section_name` (its key in the file, for messages) and overrides the
+    defaults that differ between the apps (bind, secret_key_file).
+    """
+
+    section_name: ClassVar[str]
+
+    bind: str
     workers: PositiveInt = 2
     # gevent: a connection costs a greenlet, so slow clients cannot use up the workers;
     # gthread (with `threads` per worker) only behind a buffering proxy.
@@ -208,19 +214,16 @@ class ConsoleConfig(Section):
     # login_delay_max_seconds when that is not set, with a warning.
     lockout_minutes: PositiveInt | None = None
     password_min_length: Annotated[int, Field(ge=8)] = 12
-    secret_key_file: AnyPath = Path("var/inner/console-secret")
+    secret_key_file: AnyPath
     cookie_secure: bool = True
     trusted_proxies: list[str] = []
     heartbeat_seconds: Annotated[float, Field(gt=0)] = 10.0
-    refresh_seconds: Annotated[int, Field(ge=5)] = 30
-    chart_hours: Annotated[int, Field(ge=1, le=168)] = 24
     cert_expiry_warning_days: PositiveInt = 30
-    certreq_import_dir: AnyPath = Path("var/inner/certreq")
 
     @model_validator(mode="before")
     @classmethod
     def _deprecated_keys(cls, data: Any) -> Any:
-        return _old_lockout_minutes("console", data)
+        return _old_lockout_minutes(cls.section_name, data)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -235,66 +238,35 @@ class ConsoleConfig(Section):
         return values
 
 
-class OuterConfig(Section):
+class ConsoleConfig(WebServerConfig):
+    """The operator console (tgw inner console); docs/console.md explains every key."""
+
+    section_name: ClassVar[str] = "console"
+
+    bind: str = "127.0.0.1:8081"
+    secret_key_file: AnyPath = Path("var/inner/console-secret")
+    refresh_seconds: Annotated[int, Field(ge=5)] = 30
+    chart_hours: Annotated[int, Field(ge=1, le=168)] = 24
+    certreq_import_dir: AnyPath = Path("var/inner/certreq")
+
+
+class OuterConfig(WebServerConfig):
     """The outer zone's upload portal and API (tgw outer serve); docs/outer.md explains every key."""
 
+    section_name: ClassVar[str] = "outer"
+
     bind: str = "127.0.0.1:8080"
-    workers: PositiveInt = 2
-    # gevent: a connection costs a greenlet, so slow clients cannot use up the workers;
-    # gthread (with `threads` per worker) only behind a buffering proxy.
-    worker_class: Literal["gevent", "gthread"] = "gevent"
-    threads: PositiveInt = 4
-    worker_connections: PositiveInt = 1000
-    timeout_seconds: PositiveInt = 120
-    # The request line and headers must all have arrived this long after the connection
-    # opened (or the previous response ended); a body may not stall longer than
-    # body_timeout_seconds between two reads.
-    header_timeout_seconds: PositiveInt = 10
-    body_timeout_seconds: PositiveInt = 30
+    secret_key_file: AnyPath = Path("var/outer/secret")
     outbound: AnyPath = Path("var/outer/outbound")
     upload_tmp: AnyPath = Path("var/outer/incoming")
     max_upload_bytes: PositiveInt = 256 * 1024 * 1024
     min_free_bytes: Annotated[int, Field(ge=0)] = 1024 * 1024 * 1024
     min_free_fraction: Fraction = 0.05
-    trusted_proxies: list[str] = []
-    session_timeout_minutes: PositiveInt = 30
-    session_max_hours: PositiveInt = 12
-    # Wrong passwords in a row after which each further attempt must wait a growing delay
-    # (login_delay_base_seconds x 2^k, at most login_delay_max_seconds): no hard lock that
-    # anyone knowing a user name could impose.
-    lockout_attempts: PositiveInt = 5
-    login_delay_base_seconds: PositiveInt = 1
-    login_delay_max_seconds: PositiveInt = 300
-    # Deprecated (the 15-minute hard lock is gone): still accepted, taken as
-    # login_delay_max_seconds when that is not set, with a warning.
-    lockout_minutes: PositiveInt | None = None
     login_rate_per_minute: PositiveInt = 10
-    password_min_length: Annotated[int, Field(ge=8)] = 12
-    secret_key_file: AnyPath = Path("var/outer/secret")
-    cookie_secure: bool = True
     tls_certificate: ExistingFile | None = None
     tls_private_key: ExistingFile | None = None
-    cert_expiry_warning_days: PositiveInt = 30
     unsent_after_minutes: PositiveInt = 60
-    heartbeat_seconds: Annotated[float, Field(gt=0)] = 10.0
     registration_export_dir: AnyPath = Path("var/outer/certreq")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _deprecated_keys(cls, data: Any) -> Any:
-        return _old_lockout_minutes("outer", data)
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, values: list[str]) -> list[str]:
-        import ipaddress
-
-        for v in values:
-            try:
-                ipaddress.ip_network(v, strict=False)
-            except ValueError:
-                raise ValueError(f"{v!r} is not an IP address or CIDR network") from None
-        return values
 
     @model_validator(mode="after")
     def _tls_pair(self) -> OuterConfig:

@@ -1,27 +1,25 @@
-"""The console's Flask app factory: configuration, request hooks, security headers, blueprints.
+"""The console's Flask app factory: its blueprints, and what it tells the shared skeleton.
 
-Hook order matters: the client address and the session are settled before flask-wtf's
-CSRF hook runs (CSRFProtect is initialised last), so nobody who is not signed in gets a
-request body parsed, except for the small login form itself.
+The skeleton (tgw_common/web/skeleton.py) sets cookies, request hooks, security headers,
+CSRF and the error handlers alike for the portal; what is the console's own is here: its
+upload limits, sessions that the dashboard's own refreshes do not keep alive, its message
+pages, HSTS only over HTTPS.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, render_template, request, session
-from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Flask, current_app, g, render_template, request
 
 from tgw_common.config import Config
-from tgw_common.web import headers, requestlog
-from tgw_common.web.cookies import session_settings
-from tgw_common.web.redirects import forced_password_change, to_login
-from tgw_common.web.stalled import answer_stalled_bodies
+from tgw_common.web.redirects import to_login
+from tgw_common.web.skeleton import ErrorPages, Gate, finish_app, role_title_filter, web_app
 
 from . import timefmt
+from .models import ROLE_TITLES
 from .state import Console
-from .web import console, record, role_title
+from .web import console, record
 
 log = logging.getLogger("inner_zone.console.access")
 
@@ -37,17 +35,12 @@ REFRESH_HEADER = "X-Console-Refresh"
 def create_app(config: Config, *, console_obj: Console | None = None, background: bool = False) -> Flask:
     the_console = console_obj or Console(config)
     cfg = the_console.cfg
-    app = Flask(__name__, static_folder="static", template_folder="templates")
-    app.json.ensure_ascii = False
-    app.config.update(
-        **session_settings(cfg, "tgw-console"),
-        MAX_CONTENT_LENGTH=FORM_BYTES,
-        MAX_FORM_MEMORY_SIZE=FORM_BYTES,
-        MAX_FORM_PARTS=200,
-    )
+    gate = Gate(user_attr="me", public=PUBLIC_ENDPOINTS, resume=_resume, signed_out=_signed_out)
+    app = web_app(__name__, cfg, cookie="tgw-console", gate=gate, access_log=log,
+                  hsts=HSTS if cfg.cookie_secure else None, limit_body=_upload_limit, filters=FILTERS,
+                  MAX_CONTENT_LENGTH=FORM_BYTES, MAX_FORM_MEMORY_SIZE=FORM_BYTES, MAX_FORM_PARTS=200)
     app.extensions["tgw_console"] = the_console
-    _filters(app)
-    _hooks(app)
+    app.context_processor(_page_context)
 
     from .views_admin import bp as admin_bp
     from .views_auth import bp as auth_bp
@@ -57,19 +50,10 @@ def create_app(config: Config, *, console_obj: Console | None = None, background
 
     for bp in (auth_bp, main_bp, quarantine_bp, registry_bp, admin_bp):
         app.register_blueprint(bp)
-    CSRFProtect().init_app(app)
-    _errors(app)
+    finish_app(app, PAGES, log)
     if background:
         the_console.start_background()
     return app
-
-
-def _filters(app: Flask) -> None:
-    app.jinja_env.filters["local_time"] = timefmt.local
-    app.jinja_env.filters["duration"] = timefmt.duration
-    app.jinja_env.filters["role_title"] = role_title
-    app.jinja_env.filters["money"] = lambda v: "" if v is None else f"{int(v):,}"
-    app.jinja_env.filters["size"] = _size
 
 
 def _size(value) -> str:
@@ -83,63 +67,58 @@ def _size(value) -> str:
     return str(value)
 
 
-def _hooks(app: Flask) -> None:
-    @app.before_request
-    def settle_client():
-        requestlog.begin()
-        g.me = None
-        if request.endpoint in UPLOAD_ENDPOINTS:
-            request.max_content_length = UPLOAD_BYTES
-
-    @app.before_request
-    def require_session():
-        if request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS:
-            return None
-        # The dashboard's own refreshes do not count as activity: a screen left open still times out.
-        touch = request.headers.get(REFRESH_HEADER) != "1"
-        who = console().signin.resume(session.get("k"), g.ip, touch=touch)
-        if who is None:
-            session.clear()
-            return to_login(expired="1" if request.cookies.get(app.config["SESSION_COOKIE_NAME"]) else None)
-        g.me = who
-        return forced_password_change(who.must_change_password)
-
-    @app.context_processor
-    def page_context():
-        return {"me": g.get("me"), "refresh_seconds": console().cfg.refresh_seconds}
-
-    @app.after_request
-    def secure_headers(response):
-        headers.secure(response, HSTS if console().cfg.cookie_secure else None)
-        who = g.get("me")
-        requestlog.log_request(log, response, who.username if who else None)
-        return response
+FILTERS = {
+    "local_time": timefmt.local,
+    "duration": timefmt.duration,
+    "role_title": role_title_filter(ROLE_TITLES),
+    "money": lambda v: "" if v is None else f"{int(v):,}",
+    "size": _size,
+}
 
 
-def _errors(app: Flask) -> None:
-    @app.errorhandler(CSRFError)
-    def csrf_failed(error):
-        record("csrf_refused", target=request.path, outcome="refused", cause=error.description)
-        return render_template("message.html", title="表單已失效 Form expired", kind="error",
-                               message="表單已過期或來源不明，請重新整理頁面後再試 / the form's CSRF token is missing "
-                                       f"or invalid ({error.description}); reload the page and try again"), 400
+def _upload_limit() -> None:
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        request.max_content_length = UPLOAD_BYTES
 
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(error):
-        return render_template("message.html", title="檔案過大 Too large", kind="error",
-                               message=f"上傳內容超過上限 / the upload is larger than {request.max_content_length:,} "
-                                       "bytes"), 413
 
-    @app.errorhandler(HTTPException)
-    def http_error(error):
-        return render_template("message.html", title=f"{error.code} {error.name}", kind="error",
-                               message=error.description), error.code or 500
+def _resume(key: str | None):
+    # The dashboard's own refreshes do not count as activity: a screen left open still times out.
+    touch = request.headers.get(REFRESH_HEADER) != "1"
+    return console().signin.resume(key, g.ip, touch=touch)
 
-    answer_stalled_bodies(app, http_error)
 
-    @app.errorhandler(Exception)
-    def unexpected(error):
-        # The details go to the log; the page tells nothing about the inside.
-        log.exception("unhandled error", extra={"path": request.path})
-        return render_template("message.html", title="內部錯誤 Internal error", kind="error",
-                               message="處理時發生錯誤，已記錄於日誌 / something went wrong; it is in the log"), 500
+def _signed_out():
+    expired = request.cookies.get(current_app.config["SESSION_COOKIE_NAME"])
+    return to_login(expired="1" if expired else None)
+
+
+def _page_context() -> dict:
+    return {"me": g.get("me"), "refresh_seconds": console().cfg.refresh_seconds}
+
+
+# --- error pages
+def _message(title: str, message: str, status: int):
+    return render_template("message.html", title=title, kind="error", message=message), status
+
+
+def _csrf_failed(error):
+    record("csrf_refused", target=request.path, outcome="refused", cause=error.description)
+    return _message("表單已失效 Form expired", "表單已過期或來源不明，請重新整理頁面後再試 / the form's CSRF token is "
+                    f"missing or invalid ({error.description}); reload the page and try again", 400)
+
+
+def _too_large(error):
+    return _message("檔案過大 Too large",
+                    f"上傳內容超過上限 / the upload is larger than {request.max_content_length:,} bytes", 413)
+
+
+def _http_error(error):
+    return _message(f"{error.code} {error.name}", error.description, error.code or 500)
+
+
+def _internal_error():
+    return _message("內部錯誤 Internal error", "處理時發生錯誤，已記錄於日誌 / something went wrong; it is in the log", 500)
+
+
+PAGES = ErrorPages(http_error=_http_error, csrf_failed=_csrf_failed, too_large=_too_large,
+                   internal_error=_internal_error)

@@ -47,33 +47,17 @@ class SignIn(SignInBase):
                 audit.record(self.engine, "login_throttled", actor=username, ip=ip, outcome="refused",
                              failures=check.failures, delay_seconds=int(check.delayed_for.total_seconds()))
             raise SignInRefused("UNAUTHENTICATED", BAD_CREDENTIALS)
-        with transaction(self.engine) as s:
-            row = s.get(ConsoleUser, user.id)
-            key = self._open_session(s, row, password, ip, now)
-            audit.record(s, "login", actor=row.username, role=row.role, ip=ip)
-            return key, operator_of(row)
+        return self._start_session(user.id, password, ip, now)
 
-    def resume(self, key: str | None, ip: str, *, touch: bool = True) -> Operator | None:
-        """The operator of a live session, or None (unknown, ended, idle too long, too old, user disabled).
+    # --- web sessions (SignInBase.resume)
+    def audit_user(self, where, action: str, user, ip: str) -> None:
+        audit.record(where, action, actor=user.username, role=user.role, ip=ip)
 
-        `touch=False` for the dashboard's own refreshes: a screen left open must still time out.
-        """
-        now = utcnow()
-        with transaction(self.engine) as s:
-            row = self._session_row(s, key)
-            if row is None:
-                return None
-            user = s.get(ConsoleUser, row.user_id)
-            cause = self._expiry(row, now)
-            if cause is None and (user is None or not user.active):
-                cause = "account"
-            if cause is not None:
-                row.ended_at = now
-                audit.record(s, "session_expired", actor=user.username if user else "-", ip=ip, cause=cause)
-                return None
-            if touch:
-                self._touch(row, now)
-            return operator_of(user)
+    def _audit_expired(self, s, user: ConsoleUser | None, ip: str, cause: str) -> None:
+        audit.record(s, "session_expired", actor=user.username if user else "-", ip=ip, cause=cause)
+
+    def _signed_in_as(self, s, user: ConsoleUser, now) -> Operator:
+        return operator_of(user)
 
     def live_sessions(self) -> int:
         cut = utcnow() - timedelta(minutes=self.cfg.session_timeout_minutes)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, g, render_template, request
 
-from tgw_common.web.account_views import password_page, sign_out, signed_in
+from tgw_common.web.account_views import add_account_routes, login_form, signed_in
 from tgw_common.web.redirects import safe_next
 
-from . import audit
 from .models import ConsoleUser
 from .signin import SignInRefused
 from .web import console, me
@@ -28,8 +27,7 @@ def login():
 
 @bp.post("/login")
 def login_post():
-    username = request.form.get("username", "").strip()[:64]
-    password = request.form.get("password", "")[:256]
+    username, password = login_form()
     try:
         key, who = console().signin.login(username, password, g.ip)
     except SignInRefused as refused:
@@ -38,16 +36,5 @@ def login_post():
     return signed_in(key, who.must_change_password, "main.dashboard")
 
 
-@bp.post("/logout")
-def logout():
-    audit.record(console().engine, "logout", actor=me().username, role=me().role, ip=g.ip)
-    return sign_out(console().signin)
-
-
-@bp.route("/account/password", methods=["GET", "POST"])
-def password():
-    who = me()
-    return password_page(console().signin, ConsoleUser, who, min_length=console().cfg.password_min_length,
-                         home="main.dashboard",
-                         audit_changed=lambda s: audit.record(s, "password_changed", actor=who.username,
-                                                              role=who.role, ip=g.ip))
+add_account_routes(bp, signin=lambda: console().signin, current_user=me, user_model=ConsoleUser,
+                   home="main.dashboard")

@@ -11,7 +11,6 @@ from flask import current_app, g, render_template, request
 
 from . import audit
 from .accounts import Operator
-from .models import ROLE_TITLES
 from .state import Console
 
 
@@ -59,8 +58,3 @@ def parse_day(value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         return None
-
-
-def role_title(role: str) -> str:
-    zh, en = ROLE_TITLES.get(role, (role, role))
-    return f"{zh} {en}"

@@ -6,7 +6,7 @@ from flask import Blueprint, g, render_template, request
 
 from tgw_common.db import transaction
 from tgw_common.reasons import Refusal
-from tgw_common.web.account_views import password_page, sign_out, signed_in
+from tgw_common.web.account_views import add_account_routes, login_form, signed_in
 from tgw_common.web.redirects import safe_next
 
 from .. import audit
@@ -36,8 +36,7 @@ def login():
 def login_post():
     form = request.form
     agency = form.get("agency", "").strip().upper()[:16]
-    username = form.get("username", "").strip()[:64]
-    password = form.get("password", "")[:256]
+    username, password = login_form()
     try:
         key, principal = portal().signin.login(agency=agency, username=username, password=password, ip=g.ip)
     except Refusal as refusal:
@@ -47,15 +46,4 @@ def login_post():
     return signed_in(key, principal.must_change_password, "portal.home")
 
 
-@bp.post("/logout")
-def logout():
-    audit.record(portal().engine, "logout", actor=who().username, agency=who().agency, ip=g.ip)
-    return sign_out(portal().signin)
-
-
-@bp.route("/account/password", methods=["GET", "POST"])
-def password():
-    me = who()
-    return password_page(portal().signin, User, me, min_length=portal().cfg.password_min_length, home="portal.home",
-                         audit_changed=lambda s: audit.record(s, "password_changed", actor=me.username,
-                                                              agency=me.agency, ip=g.ip))
+add_account_routes(bp, signin=lambda: portal().signin, current_user=who, user_model=User, home="portal.home")

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from flask import Response, current_app, g, jsonify, render_template, request
 
 from tgw_common.reasons import REASONS, Layer, Refusal
+from tgw_common.web.skeleton import role_title_filter
 
 from ..accounts import Principal
 from ..models import ROLE_TITLES
@@ -111,12 +112,4 @@ def size_text(value: int | None) -> str:
     return str(value)
 
 
-def role_title(role: str) -> str:
-    zh, en = ROLE_TITLES.get(role, (role, role))
-    return f"{zh} {en}"
-
-
-def register_filters(app) -> None:
-    app.jinja_env.filters["local_time"] = local_time
-    app.jinja_env.filters["size"] = size_text
-    app.jinja_env.filters["role_title"] = role_title
+FILTERS = {"local_time": local_time, "size": size_text, "role_title": role_title_filter(ROLE_TITLES)}

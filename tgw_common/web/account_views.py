@@ -1,9 +1,12 @@
-"""What the sign-in pages of both apps do alike: after a sign-in, signing out, changing one's password.
+"""What the sign-in pages of both apps do alike: the sign-in form, after a sign-in, signing
+out, changing one's password.
 
-Each app keeps its own routes, templates (`password.html` with `forced` and `error`) and
-audit entries; these functions do the rest. The caller passes what differs: its SignIn
-(a tgw_common.web.signin.SignInBase), its user table, where "home" is, and how the change
-is audited (in the same transaction as the change, so both commit or neither).
+Each app keeps its own sign-in page and templates (`password.html` with `forced` and
+`error`); `add_account_routes` puts the signing-out and password routes on its `auth`
+blueprint. The caller passes what differs: its SignIn (a tgw_common.web.signin.SignInBase,
+which also writes the zone's audit entries), its user table, the signed-in user and where
+"home" is. A password change is audited in the same transaction as the change, so both
+commit or neither.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
@@ -20,6 +23,12 @@ from tgw_common.db import transaction
 from .passwords import MAX_LENGTH, change_own_password
 from .redirects import safe_next
 from .signin import SignInBase
+
+
+def login_form() -> tuple[str, str]:
+    """(username, password) of a posted sign-in form, cut to lengths no real one exceeds."""
+    form = request.form
+    return form.get("username", "").strip()[:64], form.get("password", "")[:MAX_LENGTH]
 
 
 def signed_in(key: str, must_change_password: bool, home: str) -> ResponseReturnValue:
@@ -60,3 +69,20 @@ def password_page(signin: SignInBase, user_model: Any, who: Any, *, min_length: 
     signin.end_all(who.id, keep=session.get("k"))
     flash("密碼已變更 / password changed", "ok")
     return redirect(url_for(home))
+
+
+def add_account_routes(bp: Blueprint, *, signin: Callable[[], SignInBase], current_user: Callable[[], Any],
+                       user_model: Any, home: str) -> None:
+    """`POST /logout` and `/account/password` (endpoints `logout`, `password`) on the app's
+    `auth` blueprint; both are audited through the zone's SignIn."""
+
+    @bp.post("/logout")
+    def logout():
+        signin().audit_user(signin().engine, "logout", current_user(), g.ip)
+        return sign_out(signin())
+
+    @bp.route("/account/password", methods=["GET", "POST"])
+    def password():
+        who = current_user()
+        return password_page(signin(), user_model, who, min_length=signin().cfg.password_min_length, home=home,
+                             audit_changed=lambda s: signin().audit_user(s, "password_changed", who, g.ip))

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from tgw_common.config import ConsoleConfig, OuterConfig
+from tgw_common.config import WebServerConfig
 
 from .clientaddr import parse_networks
 from .secretkey import load_secret_key
 
 
-def session_settings(cfg: OuterConfig | ConsoleConfig, cookie: str) -> dict[str, Any]:
+def session_settings(cfg: WebServerConfig, cookie: str) -> dict[str, Any]:
     """For app.config.update(); `cookie` is the bare cookie name.
 
     The session itself lives in the database (the cookie holds only its random key), so the

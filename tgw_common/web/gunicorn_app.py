@@ -16,7 +16,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
-from tgw_common.config import Config, ConsoleConfig, OuterConfig
+from tgw_common.config import Config, WebServerConfig
 from tgw_common.db import dispose_engines, utcnow
 from tgw_common.logging_setup import JsonFormatter
 
@@ -35,7 +35,7 @@ def post_fork(server, worker) -> None:
     dispose_engines()
 
 
-def worker_settings(s: OuterConfig | ConsoleConfig) -> dict[str, Any]:
+def worker_settings(s: WebServerConfig) -> dict[str, Any]:
     if s.worker_class == "gthread":
         return {"worker_class": "gthread", "threads": s.threads}
     return {"worker_class": "tgw_common.web.gevent_worker.DeadlineGeventWorker",
@@ -52,7 +52,7 @@ class WebServer(BaseApplication):
         self.started_at = utcnow()
         super().__init__()
 
-    def section(self) -> OuterConfig | ConsoleConfig:
+    def section(self) -> WebServerConfig:
         """The app's config section (bind, workers, worker_class, threads, worker_connections,
         timeout_seconds, header_timeout_seconds, body_timeout_seconds, trusted_proxies)."""
         raise NotImplementedError

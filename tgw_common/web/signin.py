@@ -6,8 +6,9 @@ and everything lives in the database, so delays and timeouts hold across gunicor
 and restarts.
 
 A zone's SignIn subclasses SignInBase and names its two tables; it keeps what differs: how
-the user is found (the portal also checks the agency and its allow-list), what is audited,
-the texts of its refusals, and what a live session resolves to.
+the user is found (the portal also checks the agency and its allow-list), what is audited
+(`audit_user`, `_audit_expired`), the texts of its refusals, whether an account may go on
+(`_usable`) and what a live session resolves to (`_signed_in_as`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from tgw_common.config import ConsoleConfig, OuterConfig
+from tgw_common.config import WebServerConfig
 from tgw_common.db import transaction, utcnow
 
 from .passwords import hash_password, needs_rehash, verify_password
@@ -35,7 +36,7 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def login_delay(failures: int, cfg: OuterConfig | ConsoleConfig) -> timedelta | None:
+def login_delay(failures: int, cfg: WebServerConfig) -> timedelta | None:
     """How long an account must wait after its `failures`-th wrong password in a row: nothing
     before `lockout_attempts`, then base x 2^k seconds, capped. A cap, not a lock, so whoever
     knows a user name can hold its owner off for minutes at most."""
@@ -62,7 +63,7 @@ class SignInBase:
     # Columns used: key_hash, user_id, ip, created_at, last_seen_at, ended_at.
     session_model: ClassVar[Any]
 
-    def __init__(self, engine: Engine, cfg: OuterConfig | ConsoleConfig) -> None:
+    def __init__(self, engine: Engine, cfg: WebServerConfig) -> None:
         self.engine = engine
         self.cfg = cfg
 
@@ -97,7 +98,56 @@ class SignInBase:
                 row.locked_until = now + delay
             return row.failed_logins, delay
 
+    # --- what a zone says about its users
+    def audit_user(self, where: Session | Engine, action: str, user, ip: str) -> None:
+        """An audit entry of `user` (a user row or what a session resolves to) in the zone's log."""
+        raise NotImplementedError
+
+    def _audit_expired(self, s: Session, user, ip: str, cause: str) -> None:
+        """The audit entry of a session ended by time or by its account; `user` may be None."""
+        raise NotImplementedError
+
+    def _usable(self, s: Session, user) -> bool:
+        """Whether the account behind a session may still use it (a zone may check more)."""
+        return user is not None and user.active
+
+    def _signed_in_as(self, s: Session, user, now: datetime) -> Any:
+        """What a live session resolves to for the pages (the zone's principal or operator)."""
+        raise NotImplementedError
+
     # --- sessions
+    def _start_session(self, user_id: int, password: str, ip: str, now: datetime) -> tuple[str, Any]:
+        """After a right password on an active account: (key for the cookie, who signed in)."""
+        with transaction(self.engine) as s:
+            row = s.get(self.user_model, user_id)
+            key = self._open_session(s, row, password, ip, now)
+            self.audit_user(s, "login", row, ip)
+            return key, self._signed_in_as(s, row, now)
+
+    def resume(self, key: str | None, ip: str, *, touch: bool = True) -> Any:
+        """Who a live session belongs to, or None (unknown, ended, idle too long, too old,
+        account gone or disabled: the session then ends, audited).
+
+        `touch=False` for requests that are not the user's doing (the console's own refreshes):
+        a screen left open must still time out.
+        """
+        now = utcnow()
+        with transaction(self.engine) as s:
+            row = self._session_row(s, key)
+            if row is None:
+                return None
+            user = s.get(self.user_model, row.user_id)
+            cause = self._expiry(row, now)
+            if cause is None and not self._usable(s, user):
+                cause = "account"
+            if cause is not None:
+                row.ended_at = now
+                self._audit_expired(s, user, ip, cause)
+                return None
+            if touch:
+                self._touch(row, now)
+            return self._signed_in_as(s, user, now)
+
     def _open_session(self, s: Session, row, password: str, ip: str, now: datetime) -> str:
         """After a right password: clear the failure count, upgrade an old hash, and start a
         session; returns the key for the cookie."""
