@@ -32,8 +32,9 @@ def run(config_path: str) -> None:
     Upgrades the database schema first, recovers files a crash left claimed.
     """
     from tgw_common.config import ConfigError
+    from tgw_common.instance_lock import AlreadyRunning
 
-    from .runner import AlreadyRunning, InnerRunner
+    from .runner import InnerRunner
 
     try:
         runner = InnerRunner(_config(config_path))

@@ -107,7 +107,7 @@ def _each(config_path: str, ids: tuple[str, ...], act) -> None:
 def retry(ids: tuple[str, ...], config_path: str, note: str | None) -> None:
     """放回 inbound 佇列重新處理 / Put entries back into the inbound queue to be judged again."""
     from .intake import HOP
-    from .quarantine import retry_entry
+    from .quarantine_ops import retry_entry
 
     by = os_user()
     _each(config_path, ids, lambda inner_ctx, qid: retry_entry(inner_ctx, qid, note=note, by=by, hop=HOP))
@@ -123,7 +123,7 @@ def reject(ids: tuple[str, ...], config_path: str, note: str) -> None:
     if not note.strip():
         raise UsageProblem("--note must say why the envelope is rejected")
     from .intake import HOP
-    from .quarantine import reject_entry
+    from .quarantine_ops import reject_entry
 
     by = os_user()
     _each(config_path, ids, lambda inner_ctx, qid: reject_entry(inner_ctx, qid, note=note, by=by, hop=HOP))

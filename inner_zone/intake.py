@@ -40,12 +40,12 @@ from tgw_common.db import transaction, utcnow
 from tgw_common.documents import validate_documents
 from tgw_common.events import Provenance
 from tgw_common.reasons import Layer, Refusal
-from tgw_common.spool import fsync_dir
+from tgw_common.spool import sha256_file, sync_folders
 from tgw_common.tpe import EnvelopeOpener, OpenedEnvelope
 from tgw_common.tpe.opener import internal_error
 
 from .agencies import AgencyPolicy, policy_for
-from .fileops import place_file, sha256_file, tracking_id
+from .fileops import place_file, tracking_id
 from .models import LEDGER_LIVE, LEDGER_TEST, Document, Envelope, LoadRecord, Payee
 from .quarantine import HELD, OPEN, Quarantine
 
@@ -153,7 +153,7 @@ class Intake:
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")  # for look-ups alone
         # Archived files whose "archived" mark is not yet committed: (load row id, event),
         # and the folders their renames touched. The runner makes them durable once per
-        # batch: fsync the folders, then commit the marks (never the other way round).
+        # batch: the folders synced first, then the marks committed (never the other way round).
         self._unmarked: list[tuple[int, dict[str, Any]]] = []
         self._dirty: set[Path] = set()
 
@@ -198,8 +198,7 @@ class Intake:
         """Commit the "archived" marks of envelopes archived since the last flush."""
         if not self._unmarked:
             return 0
-        for folder in sorted(self._dirty):
-            fsync_dir(folder)
+        sync_folders(*sorted(self._dirty))
         self._dirty.clear()
         pending, self._unmarked = self._unmarked, []
         table = LoadRecord.__table__
@@ -322,7 +321,7 @@ class Intake:
                                envelope_id=row.envelope_id, first_tracking_id=row.tracking_id, file=job.name)
         if not job.keep_source:
             job.src.unlink(missing_ok=True)  # byte for byte the loaded original
-            fsync_dir(job.src.parent)
+            sync_folders(job.src.parent)
         return outcome
 
     def _check_exactly_once(self, conn, job: _Job, opened: OpenedEnvelope, documents, ledger: str) -> None:

@@ -25,17 +25,13 @@ import stat
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tgw_common.db import transaction, utcnow
+from tgw_common.db import utcnow
 from tgw_common.reasons import REASONS
-from tgw_common.spool import fsync_dir, move_durably, write_atomic
+from tgw_common.spool import publish, sync_folders, write_atomic
 
-from . import fileops
-from .fileops import move_file, place_file
-
-if TYPE_CHECKING:
-    from .context import Inner  # which imports this module
+from .fileops import place_file
 
 OPEN, HELD, RETRIED, REJECTED = "open", "held", "retried", "rejected"
 STATUSES = (OPEN, HELD, RETRIED, REJECTED)
@@ -112,7 +108,7 @@ class Quarantine:
         if previous and previous[0] != folder:
             # The entry moved between quarantine and held: drop the stale copy of its JSON.
             (previous[0] / f"{qid}.json").unlink(missing_ok=True)
-            fsync_dir(previous[0])
+            sync_folders(previous[0])
         return entry
 
     def put_unreadable(self, src: Path, *, name: str, tracking_id: str, message: str, detail: dict[str, Any],
@@ -138,7 +134,7 @@ class Quarantine:
         if regular:
             self._write(folder, entry)
             try:
-                move_durably(src, folder / entry["file"])
+                publish(src, folder / entry["file"])
                 return entry
             except OSError as exc:
                 entry["detail"] = {**detail, "quarantine_move_error": str(exc)}
@@ -264,7 +260,7 @@ class Quarantine:
         entry.pop("file_present", None)
         # The file first: a crash after it leaves an entry that still says open/held with its
         # file gone (shown as file_present: false) rather than a "retried" that never was.
-        move_file(src, dest)
+        publish(src, dest)
         self._write(folder, entry)
         return entry
 
@@ -282,9 +278,9 @@ class Quarantine:
             # A held envelope an operator gives up on becomes an ordinary closed entry.
             self._write(target, entry)
             if entry.get("file") and (folder / entry["file"]).exists():
-                move_file(folder / entry["file"], target / entry["file"])
+                publish(folder / entry["file"], target / entry["file"])
             (folder / f"{qid}.json").unlink(missing_ok=True)
-            fsync_dir(folder)
+            sync_folders(folder)
         else:
             self._write(folder, entry)
         return entry
@@ -292,43 +288,3 @@ class Quarantine:
     def held_ids(self) -> list[str]:
         return [e["id"] for e in self.list(statuses=(HELD,))]
 
-
-# --- an operator's actions with their provenance events: the same from the CLI and the console,
-# so an envelope's timeline reads alike whoever acted. `hop` is the inner runner's name
-# (intake.HOP), passed in because the intake imports this module.
-def retry_entry(inner: Inner, qid: str, *, note: str | None, by: str, hop: str) -> dict[str, Any]:
-    """Put an entry back into the inbound spool and record `retried`; QuarantineError if it cannot be."""
-    entry = inner.quarantine.retry(qid, inner.inbound, note=note, by=by)
-    inner.provenance.record("retried", hop, sha256=entry["sha256"], tracking_id=entry["tracking_id"],
-                            envelope_id=entry.get("envelope_id"), quarantine_id=qid, by=by, note=note)
-    return entry
-
-
-def reject_entry(inner: Inner, qid: str, *, note: str, by: str, hop: str) -> dict[str, Any]:
-    """Close an entry for good and record `rejected`; QuarantineError if it cannot be."""
-    entry = inner.quarantine.reject(qid, note=note, by=by)
-    inner.provenance.record("rejected", hop, sha256=entry["sha256"], tracking_id=entry["tracking_id"],
-                            envelope_id=entry.get("envelope_id"), reason=entry.get("reason"), quarantine_id=qid,
-                            by=by, note=note)
-    return entry
-
-
-def quarantine_unreadable(inner: Inner, src: Path, *, name: str, tries: int, problem: str, hop: str,
-                          claimed_at: datetime, set_aside: Callable[[], Path]) -> dict[str, Any]:
-    """File a claimed spool entry the pipeline cannot read (`problem` says why) as POISON.
-
-    The events are those of any refusal (claimed, refused, quarantined), under the file's
-    tracking id; there is no SHA-256, since nothing could be read to compute it.
-    """
-    tid = fileops.tracking_id(name)
-    message = f"{problem}; it cannot be read as an envelope"
-    qid = inner.quarantine.choose_id(tid, None)
-    with transaction(inner.engine) as s:
-        inner.provenance.record("claimed", hop, session=s, at=claimed_at, tracking_id=tid, file=name, tries=tries)
-        inner.provenance.record("refused", hop, session=s, tracking_id=tid, reason="POISON", layer="intake",
-                                message=message[:500], tries=tries)
-        inner.provenance.record("quarantined", hop, session=s, tracking_id=tid, reason="POISON", quarantine_id=qid,
-                                status=OPEN, held=False)
-    return inner.quarantine.put_unreadable(src, name=name, tracking_id=tid, message=message, detail={"tries": tries},
-                                           events=inner.provenance.history(tracking_id=tid),
-                                           first_seen_at=claimed_at, tries=tries, set_aside=set_aside)

@@ -16,10 +16,11 @@ every held envelope (CRL_STALE with trust.stale_crl: hold) goes back into the qu
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import time
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from tgw_common.config import Config
 from tgw_common.db import utcnow
+from tgw_common.instance_lock import InstanceLock
 from tgw_common.runner import Runner
 from tgw_common.spool import Claimed
 
 from .context import make_intake, open_inner
-from .intake import HOP
-from .quarantine import quarantine_unreadable
+from .intake import HOP, Outcome
+from .quarantine_ops import quarantine_unreadable
 from .spoolq import IntakeQueue, unreadable
 
 log = logging.getLogger(__name__)
@@ -52,27 +54,28 @@ def _operational(exc: BaseException) -> bool:
             or (isinstance(exc, OSError) and exc.errno in _DISK_TROUBLE))
 
 
-class AlreadyRunning(RuntimeError):
-    pass
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
-class _InstanceLock:
-    """One runner per spool: start-up recovery puts every claimed file back, which would
-    take files away from a second runner still working on them."""
+class Action(Enum):
+    """What a claimed file that was not loaded calls for."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise AlreadyRunning(f"another inner runner holds {path}") from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"{os.getpid()}\n".encode())
+    RETRY = "retry"  # give it back to the queue; the try is spent
+    PAUSE = "pause"  # the database's or the disk's trouble: give it back, try kept, and wait
+    POISON = "poison"  # out of tries: quarantine as POISON (unless its load had committed)
+    UNREADABLE = "unreadable"  # cannot be read as an envelope: quarantine as POISON, or set aside
+    FILED = "filed"  # the error came after the file reached the archive or quarantine
 
-    def release(self) -> None:
-        os.close(self._fd)
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a claimed file, decided once from what went wrong."""
+
+    action: Action
+    problem: str | None = None  # UNREADABLE: why the file cannot be read
+    error: str | None = None  # POISON: the last error, for the entry's message
+    exc: Exception | None = None  # the exception judged, logged with its traceback
 
 
 def crl_stamp(config: Config) -> tuple:
@@ -103,7 +106,7 @@ class InnerRunner(Runner):
         self.heartbeat_seconds = config.inner.heartbeat_seconds
         self.queue = IntakeQueue(config.inner.inbound, max_tries=config.inner.max_tries)
         self.intake = make_intake(self.inner, session_id=self.session_id, via="runner")
-        self._lock: _InstanceLock | None = None
+        self._lock: InstanceLock | None = None
         self._crl_stamp: tuple | None = None
         self._errors: dict[str, str] = {}
         self.counts = {"loaded": 0, "duplicate": 0, "refused": 0, "held": 0, "poison": 0}
@@ -111,12 +114,12 @@ class InnerRunner(Runner):
 
     # ------------------------------------------------------------------ start-up
     def startup(self) -> None:
-        self._lock = _InstanceLock(self.config.inner.spool_dir / "runner.lock")
+        self._lock = InstanceLock(self.config.inner.spool_dir / "runner.lock", holder="inner runner").acquire()
         back, exhausted = self.queue.recover()
         if back or exhausted:
             log.warning("recovered claimed files", extra={"put_back": back, "poison": [c.name for c in exhausted]})
         for claimed in exhausted:
-            self._poison(claimed)
+            self._act(claimed, self._before_opening(claimed, out_of_tries=True))
         repaired = self.intake.repair_archive_marks()
         if repaired:
             log.warning("archive marks repaired", extra={"count": repaired})
@@ -149,40 +152,82 @@ class InnerRunner(Runner):
 
     def _handle(self, claimed: Claimed) -> bool:
         """Process one claimed file; False when the loop should pause (database or disk trouble)."""
-        problem = unreadable(claimed.path, read=False)
-        if problem is not None:
-            return self._unreadable(claimed, problem)
-        if claimed.tries > self.queue.max_tries:
-            return self._poison(claimed, self._errors.pop(claimed.name, None))
-        try:
-            outcome = self.intake.process(claimed.path, name=claimed.name, tries=claimed.tries, claimed_at=utcnow())
-        except Exception as exc:
-            return self._failed(claimed, exc)
+        verdict = self._before_opening(claimed, out_of_tries=claimed.tries > self.queue.max_tries)
+        if verdict is None:
+            try:
+                outcome = self.intake.process(claimed.path, name=claimed.name, tries=claimed.tries,
+                                              claimed_at=utcnow())
+            except Exception as exc:
+                verdict = self._judge(claimed, exc)
+            else:
+                self._processed(claimed, outcome)
+                return True
+        return self._act(claimed, verdict)
+
+    def _processed(self, claimed: Claimed, outcome: Outcome) -> None:
         self._errors.pop(claimed.name, None)
         self.counts[outcome.status if outcome.status in self.counts else "loaded"] += 1
         log.info(outcome.status, extra={"file": claimed.name, "envelope_id": outcome.envelope_id,
                                         "reason": outcome.reason, "quarantine_id": outcome.quarantine_id})
         self.queue.forget(claimed)
-        return True
 
-    def _failed(self, claimed: Claimed, exc: Exception) -> bool:
-        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+    # ------------------------------------------------------------------ verdicts
+    def _before_opening(self, claimed: Claimed, *, out_of_tries: bool) -> Verdict | None:
+        """Judged before anything reads the file: its type (one lstat, never an open that a
+        FIFO would block), then its tries. None: let the pipeline have it."""
+        problem = unreadable(claimed.path, read=False)
+        if problem is not None:
+            return Verdict(Action.UNREADABLE, problem=problem)
+        if out_of_tries:
+            return Verdict(Action.POISON, error=self._errors.pop(claimed.name, None))
+        return None
+
+    def _judge(self, claimed: Claimed, exc: Exception) -> Verdict:
+        """The one classification of an exception the pipeline raised for a claimed file."""
+        self.last_error = _describe(exc)
         if not claimed.path.exists():
-            # The error came after the file reached the archive or quarantine: nothing to retry
-            # (a missing archive mark is repaired at the next start-up).
-            log.exception("error after the envelope was filed", extra={"file": claimed.name})
-            self.queue.finish(claimed)
-            return not _operational(exc)
+            return Verdict(Action.FILED, exc=exc)
         if _operational(exc):
-            return self._pause(claimed)
+            return Verdict(Action.PAUSE)
         problem = unreadable(claimed.path)
         if problem is not None:
             # Trying again cannot help until someone fixes the file; quarantine says so now.
-            return self._unreadable(claimed, problem)
-        log.exception("envelope processing failed", extra={"file": claimed.name, "tries": claimed.tries})
-        self._errors[claimed.name] = self.last_error
+            return Verdict(Action.UNREADABLE, problem=problem)
         if claimed.tries >= self.queue.max_tries:
-            return self._poison(claimed, self._errors.pop(claimed.name))
+            return Verdict(Action.POISON, error=self.last_error, exc=exc)
+        return Verdict(Action.RETRY, exc=exc)
+
+    def _act(self, claimed: Claimed, verdict: Verdict) -> bool:
+        """The one place a verdict is carried out; an action that fails itself may hand on
+        a new verdict (a poison check that finds the file unreadable, a quarantine that
+        finds the database gone). False when the loop should pause."""
+        while True:
+            if verdict.action in (Action.RETRY, Action.POISON) and verdict.exc is not None:
+                log.error("envelope processing failed", exc_info=verdict.exc,
+                          extra={"file": claimed.name, "tries": claimed.tries})
+            match verdict.action:
+                case Action.RETRY:
+                    done = self._retry(claimed)
+                case Action.PAUSE:
+                    done = self._pause(claimed)
+                case Action.POISON:
+                    done = self._poison(claimed, verdict.error)
+                case Action.UNREADABLE:
+                    done = self._unreadable(claimed, verdict.problem)
+                case Action.FILED:
+                    done = self._filed(claimed, verdict.exc)
+            if not isinstance(done, Verdict):
+                return done
+            verdict = done
+
+    def _filed(self, claimed: Claimed, exc: Exception) -> bool:
+        # Nothing to retry (a missing archive mark is repaired at the next start-up).
+        log.error("error after the envelope was filed", exc_info=exc, extra={"file": claimed.name})
+        self.queue.finish(claimed)
+        return not _operational(exc)
+
+    def _retry(self, claimed: Claimed) -> bool:
+        self._errors[claimed.name] = self.last_error
         self.queue.release(claimed)
         return True
 
@@ -194,26 +239,24 @@ class InnerRunner(Runner):
         self._stop.wait(_BACKOFF_SECONDS)
         return False
 
-    def _poison(self, claimed: Claimed, error: str | None = None) -> bool:
-        problem = unreadable(claimed.path, read=False)
-        if problem is None:
-            try:
-                outcome = self.intake.poison(claimed.path, name=claimed.name, tries=claimed.tries, error=error)
-            except OSError:
-                # The poison check hashes the file: one that cannot be read would raise here
-                # at every start-up, for ever.
-                problem = unreadable(claimed.path)
-                if problem is None:
-                    raise
-        if problem is not None:
-            return self._unreadable(claimed, problem)
+    def _poison(self, claimed: Claimed, error: str | None) -> bool | Verdict:
+        self._errors.pop(claimed.name, None)
+        try:
+            outcome = self.intake.poison(claimed.path, name=claimed.name, tries=claimed.tries, error=error)
+        except OSError:
+            # The poison check hashes the file: one that cannot be read would raise here
+            # at every start-up, for ever.
+            problem = unreadable(claimed.path)
+            if problem is None:
+                raise
+            return Verdict(Action.UNREADABLE, problem=problem)
         self.counts["poison" if outcome.status == "refused" else "loaded"] += 1
         log.error("poison envelope quarantined" if outcome.status == "refused" else "poison check found it loaded",
                   extra={"file": claimed.name, "tries": claimed.tries, "quarantine_id": outcome.quarantine_id})
         self.queue.finish(claimed)
         return True
 
-    def _unreadable(self, claimed: Claimed, problem: str) -> bool:
+    def _unreadable(self, claimed: Claimed, problem: str) -> bool | Verdict:
         """Quarantine a spool entry that cannot be read as an envelope (POISON, with why), or set
         it aside in .bad/; the runner goes on with the next file either way."""
         try:
@@ -221,10 +264,10 @@ class InnerRunner(Runner):
                                           problem=problem, hop=HOP, claimed_at=utcnow(),
                                           set_aside=lambda: self.queue.set_aside(claimed))
         except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            self.last_error = _describe(exc)
             still_claimed = os.path.lexists(claimed.path)
             if still_claimed and _operational(exc):
-                return self._pause(claimed)
+                return Verdict(Action.PAUSE)
             # Still claimed, start-up recovery puts it back to be judged again; moved, the log
             # line is all that is left to say where.
             log.exception("cannot quarantine or set aside an unreadable file",

@@ -1,13 +1,13 @@
-"""The inbound spool as the runner uses it: tgw_common.spool.SpoolQueue, minus fsyncs it does
-not need, which cost more than anything else per envelope but the crypto.
+"""The inbound spool as the runner uses it: tgw_common.spool.SpoolQueue, minus the syncs it
+does not need, which cost more than anything else per envelope but the crypto.
 
 - The try counter is advisory: it only stops a file that keeps killing the runner. After a
-  kill -9 the page cache still holds it (no fsync needed); only a power cut can lose the
-  last increment, and then the poison file gets one try more. So it is written atomically
-  (temporary name, rename) but not fsynced: that saves two fsyncs per claim.
-- Finishing a file (its try counter removed) needs no fsync of its own either: the
+  kill -9 the page cache still holds it (nothing needs to be synced); only a power cut can
+  lose the last increment, and then the poison file gets one try more. So it is published
+  (temporary name, rename) without being made durable: that saves two syncs per claim.
+- Finishing a file (its try counter removed) needs no sync of its own either: the
   envelope's durable state is the database row and the archived or quarantined file, each
-  made durable before anything depends on it. The runner fsyncs the spool folders once
+  made durable before anything depends on it. The runner syncs the spool folders once
   per batch (`sync`).
 - Every visible name is listed, not only regular files: the receiver publishes nothing
   else, so a directory, FIFO or symbolic link here is a mistake the runner must report
@@ -22,7 +22,7 @@ import os
 import stat
 from pathlib import Path
 
-from tgw_common.spool import HIDDEN, Claimed, SpoolQueue, fsync_dir
+from tgw_common.spool import HIDDEN, Claimed, SpoolQueue, publish, sync_folders
 
 _NOT_REGULAR = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket",
                 stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
@@ -75,19 +75,17 @@ class IntakeQueue(SpoolQueue):
 
     def _set_tries(self, name: str, tries: int) -> None:
         tmp = self.tmp / f".{name}.{os.getpid()}.tries"
-        with open(tmp, "wb") as fh:
-            fh.write(str(tries).encode())
-        os.replace(tmp, self.tries_dir / name)
+        tmp.write_bytes(str(tries).encode())
+        publish(tmp, self.tries_dir / name, sync=False)
 
     def set_tries(self, name: str, tries: int) -> None:
         """Give a try back (the failure was the database's or the disk's, not the file's)."""
         self._set_tries(name, tries)
 
     def forget(self, claimed: Claimed) -> None:
-        """Like finish(), with the folder fsync left to the next `sync()`."""
+        """Like finish(), with the folder left for the next `sync()` to make durable."""
         claimed.path.unlink(missing_ok=True)
         (self.tries_dir / claimed.name).unlink(missing_ok=True)
 
     def sync(self) -> None:
-        for folder in (self.claimed, self.tries_dir):
-            fsync_dir(folder)
+        sync_folders(self.claimed, self.tries_dir)

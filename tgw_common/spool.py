@@ -15,6 +15,7 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,7 +110,7 @@ def publish(src: Path, dest: Path, *, sync: bool = True, keep_source: bool = Fal
     if not keep_source:
         try:
             if sync:
-                sync_file(src)
+                _sync_if_regular(src)
             os.replace(src, dest)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
@@ -125,6 +126,22 @@ def publish(src: Path, dest: Path, *, sync: bool = True, keep_source: bool = Fal
     return dest
 
 
+def _sync_if_regular(path: Path) -> None:
+    """sync_file for whatever lies in a spool: a FIFO must not block the open, and a link or a
+    file nobody may read (set aside as unreadable) has no bytes of ours to make durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _copy_across(src: Path, dest: Path) -> None:
     tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
     with open(src, "rb") as s, durable_file(tmp, "wb") as d:
@@ -137,18 +154,6 @@ def sha256_file(path: Path) -> str:
     """The SHA-256 of a file's bytes, as hex (files can be gigabytes: read in chunks)."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-# The names producers used before `publish` was the one way in; kept until every caller has moved.
-fsync_dir = sync_folders
-
-
-def move_durably(src: Path, dest: Path) -> Path:
-    return publish(src, dest)
-
-
-def copy_durably(src: Path, dest: Path) -> Path:
-    return publish(src, dest, keep_source=True)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Quarantine: refused and held envelopes, with retry and reject for one or several at once.
 
-The actions are the inner zone's own (`retry_entry` / `reject_entry` in inner_zone/quarantine.py,
+The actions are the inner zone's own (`retry_entry` / `reject_entry` in inner_zone/quarantine_ops.py,
 with the `retried` / `rejected` provenance events, the functions `tgw inner quarantine` calls),
 by "console:<username>"; each one is audited, including those that could not be done.
 """
@@ -13,7 +13,8 @@ from tgw_common.reasons import REASONS
 from tgw_common.web.redirects import safe_next
 
 from ..intake import HOP
-from ..quarantine import ACTIVE, STATUSES, QuarantineError, reject_entry, retry_entry
+from ..quarantine import ACTIVE, STATUSES, QuarantineError
+from ..quarantine_ops import reject_entry, retry_entry
 from .envelopes import fix_for, release_agency
 from .web import console, me, record, require
 

@@ -56,7 +56,7 @@ def test_an_unexpected_exception_is_quarantined_as_internal_error_once(zone, fki
 
 def test_the_alert_ends_when_the_entry_is_dealt_with(zone, fkit, monkeypatch):
     from inner_zone.context import open_inner
-    from inner_zone.quarantine import reject_entry
+    from inner_zone.quarantine_ops import reject_entry
     from tgw_common.config import load_config
 
     _defective_payload_reader(monkeypatch)
