@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import time
 
-from tgw_common.documents import generate_documents
+from tgw.demo.documents import generate_documents
 from tgw_common.documents.schema import first_problem, validator
 
 KIND = "payment_voucher"

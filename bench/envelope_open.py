@@ -22,11 +22,12 @@ import time
 import zipfile
 from pathlib import Path
 
+from tgw.demo.documents import generate_documents
+from tgw.demo.pki import build_demo_pki
 from tgw_common.config import DocumentsConfig, LimitsConfig, PolicyConfig
 from tgw_common.db import make_engine
-from tgw_common.documents import build_manifest, generate_documents
+from tgw_common.documents import build_manifest
 from tgw_common.pki.certs import load_certificate_file, load_private_key_file
-from tgw_common.pki.demo import build_demo_pki
 from tgw_common.pki.trust import TrustStore
 from tgw_common.registry import SignerRegistry
 from tgw_common.tpe import EnvelopeOpener, add_signature, build_payload, make_seal, sign_new

@@ -268,7 +268,7 @@ class Intake:
                                                manifest_checked=True, parsed=opened.payload.documents)
                 validated_at = utcnow()
                 ledger = LEDGER_TEST if policy.is_test else LEDGER_LIVE
-                self._check_exactly_once(conn, job, opened, documents, ledger)
+                self._check_exactly_once(conn, opened, documents, ledger)
                 if job.dry_run:
                     raise _DryRunDone(self._outcome(job, "checked", opened, policy, len(documents)))
                 load_id, archive_path = self._load(s, job, opened, documents, policy, ledger,
@@ -324,7 +324,7 @@ class Intake:
             sync_folders(job.src.parent)
         return outcome
 
-    def _check_exactly_once(self, conn, job: _Job, opened: OpenedEnvelope, documents, ledger: str) -> None:
+    def _check_exactly_once(self, conn, opened: OpenedEnvelope, documents, ledger: str) -> None:
         taken = conn.execute(_BY_ENVELOPE_ID, {"eid": opened.envelope_id}).first()
         if taken is not None:
             raise Refusal("REPLAY", Layer.INTAKE,

@@ -33,7 +33,15 @@ class ViewCollector:
 
 
 def render(view: dict[str, Any], extras: dict[str, Any]) -> Iterator[Metric]:
+    """Every metric of `view` (and the loop's own `extras`), one section of the view at a time."""
     zone = view.get("zone", "")
+    for section in (_hop_metrics, _daemon_metrics, _transfer_metrics, _host_metrics, _trust_metrics,
+                    _alert_metrics):
+        yield from section(zone, view)
+    yield from _monitor_metrics(zone, view, extras)
+
+
+def _hop_metrics(zone: str, view: dict[str, Any]) -> tuple[Metric, ...]:
     events = CounterMetricFamily("tgw_hop_events", "Provenance events recorded, by hop that recorded them and event",
                                  labels=["zone", "hop", "event"])
     depth = GaugeMetricFamily("tgw_hop_queue_depth", "Files waiting in the hop (heartbeat or provenance events)",
@@ -55,17 +63,24 @@ def render(view: dict[str, Any], extras: dict[str, Any]) -> Iterator[Metric]:
         open_env.add_metric([zone, h], hop.get("open_envelopes", 0))
         hist = hop.get("latency_histogram")
         if hist:
-            cumulative, running = [], 0
-            for bound, n in zip(LATENCY_BUCKETS, hist["counts"], strict=True):
-                running += n
-                cumulative.append((_le(bound), running))
-            cumulative.append(("+Inf", hist["count"]))
-            latency.add_metric([zone, h], cumulative, sum_value=hist["sum"])
+            latency.add_metric([zone, h], _cumulative_buckets(hist), sum_value=hist["sum"])
     # Events recorded under a hop name this monitor does not know still count.
     for h, event, n in view.get("other_events", []):
         events.add_metric([zone, h, event], n)
-    yield from (events, depth, age, open_env, latency)
+    return events, depth, age, open_env, latency
 
+
+def _cumulative_buckets(hist: dict[str, Any]) -> list[tuple[str, int]]:
+    """The tracker's per-bucket counts as Prometheus' cumulative `le` buckets."""
+    cumulative, running = [], 0
+    for bound, n in zip(LATENCY_BUCKETS, hist["counts"], strict=True):
+        running += n
+        cumulative.append((_le(bound), running))
+    cumulative.append(("+Inf", hist["count"]))
+    return cumulative
+
+
+def _daemon_metrics(zone: str, view: dict[str, Any]) -> tuple[Metric, ...]:
     up = GaugeMetricFamily("tgw_daemon_up", "1 if the daemon's heartbeat is within its timeout",
                            labels=["zone", "daemon", "hop", "host"])
     hb_age = GaugeMetricFamily("tgw_daemon_heartbeat_age_seconds", "Seconds since the daemon's last heartbeat",
@@ -81,8 +96,10 @@ def render(view: dict[str, Any], extras: dict[str, Any]) -> Iterator[Metric]:
         starts.add_metric([zone, d["daemon"]], d.get("starts_last_hour", 0))
         for p in d.get("process", []):
             proc.add_metric([zone, d["daemon"], p["source"]], 1.0 if p["running"] else 0.0)
-    yield from (up, hb_age, starts, proc)
+    return up, hb_age, starts, proc
 
+
+def _transfer_metrics(zone: str, view: dict[str, Any]) -> tuple[Metric, ...]:
     transfer = view.get("transfer", {})
     gaps = GaugeMetricFamily("tgw_transfer_open_gaps", "Open gaps the receiver reports", labels=["zone"])
     drops = GaugeMetricFamily("tgw_transfer_udp_drops", "The receiver's UDP drop counter as it reports it",
@@ -101,8 +118,10 @@ def render(view: dict[str, Any], extras: dict[str, Any]) -> Iterator[Metric]:
         free = (transfer.get(name) or {}).get("disk_free_bytes")
         if isinstance(free, (int, float)):
             sender_free.add_metric([zone, name], free)
-    yield from (gaps, drops, drops_win, sender_free)
+    return gaps, drops, drops_win, sender_free
 
+
+def _host_metrics(zone: str, view: dict[str, Any]) -> tuple[Metric, ...]:
     res = view.get("resources", {})
     disk = GaugeMetricFamily("tgw_host_disk_used_ratio", "Used fraction of the filesystem", labels=["zone", "path"])
     for d in res.get("disks", []):
@@ -113,8 +132,10 @@ def render(view: dict[str, Any], extras: dict[str, Any]) -> Iterator[Metric]:
         mem.add_metric([zone], res["memory_fraction"])
     if res.get("cpu_fraction") is not None:
         cpu.add_metric([zone], res["cpu_fraction"])
-    yield from (disk, mem, cpu)
+    return disk, mem, cpu
 
+
+def _trust_metrics(zone: str, view: dict[str, Any]) -> tuple[Metric, ...]:
     cert = GaugeMetricFamily("tgw_certificate_not_after_timestamp_seconds", "When the certificate expires",
                              labels=["zone", "kind", "subject", "fingerprint"])
     for c in view.get("certificates", []):
@@ -124,8 +145,10 @@ def render(view: dict[str, Any], extras: dict[str, Any]) -> Iterator[Metric]:
     for c in view.get("crls", []):
         if c.get("next_update"):
             crl.add_metric([zone, c["issuer"]], _ts(c["next_update"]))
-    yield from (cert, crl)
+    return cert, crl
 
+
+def _alert_metrics(zone: str, view: dict[str, Any]) -> tuple[Metric, ...]:
     alert = GaugeMetricFamily("tgw_alert", "1 per pending or firing alert (state: pending, firing, inhibited, muted)",
                               labels=["zone", "hop", "check", "host", "subject", "severity", "state"])
     firing = 0
@@ -142,8 +165,11 @@ def render(view: dict[str, Any], extras: dict[str, Any]) -> Iterator[Metric]:
     firing_total = GaugeMetricFamily("tgw_alerts_firing", "Alerts firing (muted and inhibited included)",
                                      labels=["zone"])
     firing_total.add_metric([zone], firing)
-    yield from (alert, firing_total)
+    return alert, firing_total
 
+
+def _monitor_metrics(zone: str, view: dict[str, Any], extras: dict[str, Any]) -> tuple[Metric, ...]:
+    """The monitor's own health: notices sent, cycles run, feed messages, inputs it could not read."""
     notes = CounterMetricFamily("tgw_monitor_notifications", "Alert notices, by kind and result",
                                 labels=["zone", "kind", "result"])
     for key, n in sorted(view.get("notifications", {}).items()):
@@ -164,7 +190,7 @@ def render(view: dict[str, Any], extras: dict[str, Any]) -> Iterator[Metric]:
                                     labels=["zone", "input"])
     for name in view.get("unavailable", {}):
         unavailable.add_metric([zone, name], 1.0)
-    yield from (notes, cycles, errors, last, feed, unavailable)
+    return notes, cycles, errors, last, feed, unavailable
 
 
 def _le(bound: float) -> str:

@@ -140,7 +140,7 @@ class MonitorStore:
         create_tables(engine)
 
     # --- notifier state
-    def load(self, group_prefix: str = "") -> tuple[list[AlertState], list[GroupEntry]]:
+    def load(self) -> tuple[list[AlertState], list[GroupEntry]]:
         with transaction(self.engine) as s:
             alerts = [_state(r) for r in s.scalars(select(AlertRow).where(AlertRow.zone == self.zone))]
             groups = [GroupEntry(r.group_key, dict(r.labels or {}), dict(r.notified or {}), r.last_sent_at)

@@ -15,7 +15,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 @pytest.fixture(scope="session")
 def demo_pki(tmp_path_factory) -> Path:
     """A demo PKI with two agencies (A10001, A10002), built once per test session."""
-    from tgw_common.pki.demo import build_demo_pki
+    from tgw.demo.pki import build_demo_pki
 
     out = tmp_path_factory.mktemp("pki")
     build_demo_pki(out, agencies=2)

@@ -61,7 +61,7 @@ class Kit:
 
     # --- layers
     def documents(self, agency: str, count: int = 3, seed: int = 1) -> list[tuple[str, str, bytes]]:
-        from tgw_common.documents import generate_documents
+        from tgw.demo.documents import generate_documents
 
         return [(f"documents/{p}", k, b) for p, k, b in generate_documents(agency, count, seed=seed)]
 

@@ -49,15 +49,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tgw_common.documents import (  # noqa: E402
-    KINDS,
-    build_manifest,
-    generate_documents,
-    load_bank_codes,
-    make_business_number,
-    make_national_id,
-)
-from tgw_common.documents.demo import encode  # noqa: E402
+from tgw.demo.documents import encode, generate_documents, make_business_number, make_national_id  # noqa: E402
+from tgw_common.documents import KINDS, build_manifest, load_bank_codes  # noqa: E402
 from tgw_common.pki.certs import load_certificate_file, load_private_key_file  # noqa: E402
 from tgw_common.tpe import add_signature, build_payload, make_seal, sign_new  # noqa: E402
 
@@ -312,7 +305,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tgw-bench-inner-"))
     results: dict = {"host": {"cpus": os.cpu_count(), "load_average": os.getloadavg()}}
     try:
-        from tgw_common.pki.demo import build_demo_pki
+        from tgw.demo.pki import build_demo_pki
 
         rsa = rsa_sign_per_second()
         results["rsa2048_sign_per_second"] = rsa

@@ -53,8 +53,8 @@ def percentile(values: list[float], p: float) -> float:
 def setup(work: Path, args) -> tuple[Path, str]:
     from outer_zone import models  # noqa: F401
     from outer_zone.accounts import add_agency, add_user, allow_networks, create_token
+    from tgw.demo.pki import build_demo_pki
     from tgw_common.db import create_tables, dispose_engines, make_engine, transaction
-    from tgw_common.pki.demo import build_demo_pki
     from tgw_common.registry import SignerRegistry
 
     pki = work / "pki"
@@ -86,7 +86,7 @@ def setup(work: Path, args) -> tuple[Path, str]:
 
 
 def envelopes(pki: Path, count: int, documents: int) -> list[bytes]:
-    from tgw_common.documents import generate_documents
+    from tgw.demo.documents import generate_documents
     from tgw_common.pki.certs import load_certificate_file, load_private_key_file
     from tgw_common.tpe import add_signature, build_payload, make_seal, sign_new
 

@@ -286,7 +286,7 @@ def run_udpcast(src: Path, digest: str, rate: int, loss: float, work: Path) -> R
 
 
 # --- tgw alone: the highest rate -----------------------------------------------------------
-def max_rate(src: Path, digest: str, work: Path) -> list[dict]:
+def max_rate(src: Path, work: Path) -> list[dict]:
     rows = []
     size = src.stat().st_size
     for cap in (250_000_000, 500_000_000, 1_000_000_000, 2_000_000_000, 10_000_000_000):
@@ -373,7 +373,7 @@ def main() -> None:
                                "intact_runs": sum(x.ok for x in runs)}
                     results.append(r)
                     print(json.dumps(asdict(r)), flush=True)
-        top = max_rate(src, digest, work)
+        top = max_rate(src, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     (args.out / "results.json").write_text(json.dumps({"size_bytes": int(args.size_mb * 1e6), "mtu": args.mtu, "runs": [

@@ -283,7 +283,7 @@ def detail(console: Console, sha: str) -> dict[str, Any] | None:
         out["signers"] = [signer_status(console, s, layer) for layer, s in
                           [("release", loaded["releaser"])] + [("approval", a) for a in loaded["approvals"]]]
     else:
-        file = _envelope_file(console, entries)
+        file = _envelope_file(entries)
         out["layers"], out["signers"] = layers_of_file(console, file) if file else ([], [])
     out["fix"] = fix_for((active or {}).get("reason"))
     return out
@@ -410,7 +410,7 @@ def _standing(console: Console, cert, entry, layer: str) -> dict[str, Any]:
     return out
 
 
-def _envelope_file(console: Console, entries: list[dict]) -> Path | None:
+def _envelope_file(entries: list[dict]) -> Path | None:
     for e in reversed(entries):
         if e.get("file") and e.get("file_present"):
             return Path(e["folder"]) / e["file"]

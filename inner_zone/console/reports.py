@@ -85,79 +85,16 @@ def reconciliation(console: Console, day_from: date, day_until: date) -> dict[st
     check_range(day_from, day_until)
     since, until = day_bounds(day_from)[0], day_bounds(day_until)[1]
     days = [day_from + timedelta(days=i) for i in range((day_until - day_from).days + 1)]
-    sent: dict[date, set[int]] = defaultdict(set)
+    sent: dict[date, set[int]] = {}
     missing: list[dict[str, Any]] = []
     transfer_known = _has(console, "transfer_received") and _has(console, "transfer_gaps")
     with transaction(console.engine) as s:
         if transfer_known:
-            from transfer.models import ReceivedFile, TransferGap
-
-            first_heard: dict[int, datetime] = {}
-            for seq, at in s.execute(select(ReceivedFile.seq, func.min(ReceivedFile.at)).group_by(ReceivedFile.seq)):
-                first_heard[seq] = at
-            gap_rows = s.scalars(select(TransferGap)).all()
-            for g in gap_rows:
-                if g.seq not in first_heard or g.opened_at < first_heard[g.seq]:
-                    first_heard[g.seq] = g.opened_at
-            for seq, at in first_heard.items():
-                if since <= at < until:
-                    sent[taipei_day(at)].add(seq)
-            for g in gap_rows:
-                if g.closed_at is None and since <= g.opened_at < until:
-                    missing.append({"day": taipei_day(g.opened_at), "seq": g.seq, "name": g.name,
-                                    "tracking_id": g.as_dict()["tracking_id"], "since": g.opened_at,
-                                    "what": "缺漏（未到達）/ gap: never arrived", "source": g.source})
-            top_known = max(first_heard, default=0)
-            hb = s.get(DaemonStatusRow, "outer.transfer-send")
-            last_seq = int((hb.state or {}).get("last_seq") or 0) if hb is not None else 0
-            if hb is not None and last_seq > top_known and since <= hb.at < until:
-                day = taipei_day(hb.at)
-                for seq in range(top_known + 1, last_seq + 1):
-                    sent[day].add(seq)
-                    missing.append({"day": day, "seq": seq, "name": None, "tracking_id": None, "since": hb.at,
-                                    "what": "已送出，尚未到達 / sent, not heard of yet", "source": "heartbeat"})
-        arrivals = s.execute(select(EventRow.sha256, EventRow.tracking_id, EventRow.at)
-                             .where(EventRow.event == "arrived", EventRow.at >= since, EventRow.at < until)
-                             .order_by(EventRow.at)).all()
-        loads = s.execute(select(Envelope.sha256, Envelope.tracking_id, Envelope.envelope_id, Envelope.agency,
-                                 Envelope.loaded_at)
-                          .where(Envelope.loaded_at >= since, Envelope.loaded_at < until)).all()
-        shas = list({a[0] for a in arrivals if a[0]})
-        loaded_any = dict(s.execute(select(Envelope.sha256, Envelope.loaded_at).where(Envelope.sha256.in_(shas)))
-                          .all()) if shas else {}
-        load_shas = [ld[0] for ld in loads]
-        arrived_any = set(s.scalars(select(EventRow.sha256).where(EventRow.event == "arrived",
-                                                                   EventRow.sha256.in_(load_shas)))) if loads else set()
-        duplicates = set(s.scalars(select(EventRow.sha256).where(
-            EventRow.event == "duplicate", EventRow.hop == "inner-runner", EventRow.sha256.in_(shas)))) if shas else set()
+            sent, missing = _sent_side(s, since, until)
+        seen = _RunnerSide(s, since, until)
     entries = {e["sha256"]: e for e in console.quarantine.list(statuses=("open", "held", "retried", "rejected"))}
-    arrived: dict[date, int] = defaultdict(int)
-    not_loaded: list[dict[str, Any]] = []
-    for sha, tid, at in arrivals:
-        day = taipei_day(at)
-        arrived[day] += 1
-        loaded_at = loaded_any.get(sha)
-        if loaded_at is not None and taipei_day(loaded_at) == day:
-            continue
-        if loaded_at is not None:
-            what = f"次日以後入庫 / loaded later, {local(loaded_at, '%Y-%m-%d %H:%M')}"
-        elif sha in entries:
-            e = entries[sha]
-            what = f"隔離 {e['status']} / quarantine {e['status']}: {e.get('reason')}"
-        elif sha in duplicates:
-            what = "重複檔案，已入庫過 / identical copy of a loaded envelope"
-        else:
-            what = "待處理 / waiting for the runner"
-        not_loaded.append({"day": day, "sha256": sha, "tracking_id": tid, "arrived_at": at, "what": what,
-                           "quarantine_id": entries.get(sha, {}).get("id")})
-    loaded: dict[date, int] = defaultdict(int)
-    unannounced: list[dict[str, Any]] = []
-    for sha, tid, eid, ag, at in loads:
-        loaded[taipei_day(at)] += 1
-        if sha not in arrived_any:
-            unannounced.append({"day": taipei_day(at), "sha256": sha, "tracking_id": tid, "envelope_id": eid,
-                                "agency": ag, "loaded_at": at,
-                                "what": "無到達紀錄（手動處理？）/ no arrival recorded (processed by hand?)"})
+    arrived, not_loaded = _arrived_not_loaded(seen, entries)
+    loaded, unannounced = _loaded_unannounced(seen)
     rows = [{"day": d, "sent": len(sent.get(d, ())) if transfer_known else None, "arrived": arrived.get(d, 0),
              "loaded": loaded.get(d, 0)} for d in days]
     for r in rows:
@@ -165,6 +102,103 @@ def reconciliation(console: Console, day_from: date, day_until: date) -> dict[st
         r["arrived_minus_loaded"] = r["arrived"] - r["loaded"]
     return {"days": rows, "missing": missing, "not_loaded": not_loaded, "unannounced": unannounced,
             "transfer_known": transfer_known}
+
+
+def _sent_side(s, since: datetime, until: datetime) -> tuple[dict[date, set[int]], list[dict[str, Any]]]:
+    """The numbers the sender gave out (per day the receiver first heard of them) and those missing."""
+    from transfer.models import ReceivedFile, TransferGap
+
+    sent: dict[date, set[int]] = defaultdict(set)
+    missing: list[dict[str, Any]] = []
+    first_heard: dict[int, datetime] = {}
+    for seq, at in s.execute(select(ReceivedFile.seq, func.min(ReceivedFile.at)).group_by(ReceivedFile.seq)):
+        first_heard[seq] = at
+    gap_rows = s.scalars(select(TransferGap)).all()
+    for g in gap_rows:
+        if g.seq not in first_heard or g.opened_at < first_heard[g.seq]:
+            first_heard[g.seq] = g.opened_at
+    for seq, at in first_heard.items():
+        if since <= at < until:
+            sent[taipei_day(at)].add(seq)
+    for g in gap_rows:
+        if g.closed_at is None and since <= g.opened_at < until:
+            missing.append({"day": taipei_day(g.opened_at), "seq": g.seq, "name": g.name,
+                            "tracking_id": g.as_dict()["tracking_id"], "since": g.opened_at,
+                            "what": "缺漏（未到達）/ gap: never arrived", "source": g.source})
+    _sent_not_heard_of(s, max(first_heard, default=0), since, until, sent, missing)
+    return sent, missing
+
+
+def _sent_not_heard_of(s, top_known: int, since: datetime, until: datetime, sent: dict[date, set[int]],
+                       missing: list[dict[str, Any]]) -> None:
+    """Numbers above the highest one heard of that the sender's heartbeat says went out."""
+    hb = s.get(DaemonStatusRow, "outer.transfer-send")
+    last_seq = int((hb.state or {}).get("last_seq") or 0) if hb is not None else 0
+    if hb is not None and last_seq > top_known and since <= hb.at < until:
+        day = taipei_day(hb.at)
+        for seq in range(top_known + 1, last_seq + 1):
+            sent[day].add(seq)
+            missing.append({"day": day, "seq": seq, "name": None, "tracking_id": None, "since": hb.at,
+                            "what": "已送出，尚未到達 / sent, not heard of yet", "source": "heartbeat"})
+
+
+class _RunnerSide:
+    """What arrived and what was loaded in the range, and what the rest of history says about them."""
+
+    def __init__(self, s, since: datetime, until: datetime) -> None:
+        self.arrivals = s.execute(select(EventRow.sha256, EventRow.tracking_id, EventRow.at)
+                                  .where(EventRow.event == "arrived", EventRow.at >= since, EventRow.at < until)
+                                  .order_by(EventRow.at)).all()
+        self.loads = s.execute(select(Envelope.sha256, Envelope.tracking_id, Envelope.envelope_id, Envelope.agency,
+                                      Envelope.loaded_at)
+                               .where(Envelope.loaded_at >= since, Envelope.loaded_at < until)).all()
+        shas = list({a[0] for a in self.arrivals if a[0]})
+        # Loaded at any time (perhaps a later day), arrived at any time (perhaps an earlier day).
+        self.loaded_any = dict(s.execute(select(Envelope.sha256, Envelope.loaded_at)
+                                         .where(Envelope.sha256.in_(shas))).all()) if shas else {}
+        load_shas = [ld[0] for ld in self.loads]
+        self.arrived_any = set(s.scalars(select(EventRow.sha256).where(
+            EventRow.event == "arrived", EventRow.sha256.in_(load_shas)))) if self.loads else set()
+        self.duplicates = set(s.scalars(select(EventRow.sha256).where(
+            EventRow.event == "duplicate", EventRow.hop == "inner-runner", EventRow.sha256.in_(shas)))) if shas else set()
+
+
+def _arrived_not_loaded(seen: _RunnerSide, entries: dict[str, dict[str, Any]]
+                        ) -> tuple[dict[date, int], list[dict[str, Any]]]:
+    """Arrivals per day, and each arrival not loaded the same day with what became of it."""
+    arrived: dict[date, int] = defaultdict(int)
+    not_loaded: list[dict[str, Any]] = []
+    for sha, tid, at in seen.arrivals:
+        day = taipei_day(at)
+        arrived[day] += 1
+        loaded_at = seen.loaded_any.get(sha)
+        if loaded_at is not None and taipei_day(loaded_at) == day:
+            continue
+        if loaded_at is not None:
+            what = f"次日以後入庫 / loaded later, {local(loaded_at, '%Y-%m-%d %H:%M')}"
+        elif sha in entries:
+            e = entries[sha]
+            what = f"隔離 {e['status']} / quarantine {e['status']}: {e.get('reason')}"
+        elif sha in seen.duplicates:
+            what = "重複檔案，已入庫過 / identical copy of a loaded envelope"
+        else:
+            what = "待處理 / waiting for the runner"
+        not_loaded.append({"day": day, "sha256": sha, "tracking_id": tid, "arrived_at": at, "what": what,
+                           "quarantine_id": entries.get(sha, {}).get("id")})
+    return arrived, not_loaded
+
+
+def _loaded_unannounced(seen: _RunnerSide) -> tuple[dict[date, int], list[dict[str, Any]]]:
+    """Loads per day, and each load no arrival event announced."""
+    loaded: dict[date, int] = defaultdict(int)
+    unannounced: list[dict[str, Any]] = []
+    for sha, tid, eid, ag, at in seen.loads:
+        loaded[taipei_day(at)] += 1
+        if sha not in seen.arrived_any:
+            unannounced.append({"day": taipei_day(at), "sha256": sha, "tracking_id": tid, "envelope_id": eid,
+                                "agency": ag, "loaded_at": at,
+                                "what": "無到達紀錄（手動處理？）/ no arrival recorded (processed by hand?)"})
+    return loaded, unannounced
 
 
 # ------------------------------------------------------------------ exports

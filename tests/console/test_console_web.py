@@ -303,8 +303,8 @@ def test_crl_upload_is_validated_and_installed_atomically(tmp_path, pki, kit):
     from cryptography.hazmat.primitives import serialization
 
     from inner_zone.console.app import create_app
+    from tgw.demo.pki import Issuer, _key, make_crl
     from tgw_common.pki.certs import load_certificate_file, load_private_key_file
-    from tgw_common.pki.demo import Issuer, _key, make_crl
 
     cz = make_console_zone(tmp_path / "t", pki, kit, loaded=0, refused=0)
     app = create_app(cz.load_config())

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tgw.demo.documents import make_business_number, make_national_id
 from tgw_common.documents import (
     BankCodesError,
     bank_code_problem,
@@ -22,8 +23,6 @@ from tgw_common.documents import (
     is_valid_business_number,
     is_valid_national_id,
     load_bank_codes,
-    make_business_number,
-    make_national_id,
     mask_id,
     national_id_problem,
     parse_amount,

@@ -12,14 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tgw.cli import main
+from tgw.demo.documents import BAD_DOCUMENT_CODES, bad_document_variants, generate_documents
 from tgw_common.config import DocumentsConfig
 from tgw_common.documents import (
-    BAD_DOCUMENT_CODES,
     KINDS,
-    bad_document_variants,
     build_manifest,
     check_control_totals,
-    generate_documents,
     is_valid_business_number,
     is_valid_national_id,
     load_bank_codes,

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from tgw_common.documents import KINDS, generate_documents, load_schema
+from tgw.demo.documents import generate_documents
+from tgw_common.documents import KINDS, load_schema
 from tgw_common.documents.schema import (
     SCHEMA_NAMES,
     common_types_markdown,

@@ -8,20 +8,17 @@ import json
 
 import pytest
 
+from tgw.demo.documents import GeneratedDocument, bad_documents, encode, generate_documents
 from tgw_common.config import DocumentsConfig
 from tgw_common.documents import (
     KINDS,
-    GeneratedDocument,
-    bad_documents,
     build_manifest,
     check_control_totals,
     document_amount,
-    generate_documents,
     load_manifest,
     validate_documents,
     validate_manifest,
 )
-from tgw_common.documents.demo import encode
 from tgw_common.reasons import Layer, Refusal
 
 AGENCY = "A1234567"

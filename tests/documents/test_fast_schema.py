@@ -15,8 +15,8 @@ import random
 import fastjsonschema
 import pytest
 
-from tgw_common.documents import KINDS, build_manifest, generate_documents
-from tgw_common.documents.demo import encode
+from tgw.demo.documents import encode, generate_documents
+from tgw_common.documents import KINDS, build_manifest
 from tgw_common.documents.schema import SCHEMA_NAMES, _draft4, fast_validator, first_problem, validator
 
 AGENCY = "A1234567"

@@ -12,8 +12,8 @@ import json
 import pytest
 
 from tests.kit import manifest_for, payload_zip
+from tgw.demo.documents import generate_documents
 from tgw_common.config import LimitsConfig
-from tgw_common.documents import generate_documents
 from tgw_common.reasons import Refusal
 from tgw_common.tpe.payload import unpack_payload
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tgw_common.documents import BAD_DOCUMENT_CODES, bad_documents
+from tgw.demo.documents import BAD_DOCUMENT_CODES, bad_documents
 from tgw_common.reasons import REASONS
 
 A = "A10001"

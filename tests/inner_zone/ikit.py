@@ -19,8 +19,8 @@ from tests.kit import (
     wait_until,  # noqa: F401 - re-exported for the tests
     write_config,
 )
-from tgw_common.documents import KINDS, generate_documents
-from tgw_common.documents.demo import encode
+from tgw.demo.documents import encode, generate_documents
+from tgw_common.documents import KINDS
 
 TGW = str(Path(sys.executable).with_name("tgw"))
 
@@ -180,7 +180,8 @@ def bulk_voucher(agency: str, number: int, payees: int, *, seed: int = 0) -> tup
     """One payment voucher with many different payees (a large, realistic, hard-to-compress document)."""
     import random
 
-    from tgw_common.documents import load_bank_codes, make_business_number, make_national_id
+    from tgw.demo.documents import make_business_number, make_national_id
+    from tgw_common.documents import load_bank_codes
 
     rng = random.Random(seed * 1_000_003 + number)
     banks = sorted(load_bank_codes())

@@ -81,7 +81,7 @@ def test_default_mode_from_config_applies_to_unlisted_agencies(tmp_path, demo_pk
 
 def _voucher_over(number: int, agency_code: str, amount: int) -> list[tuple[str, str, bytes]]:
     """One payment voucher with a single payee of `amount`."""
-    from tgw_common.documents.demo import encode
+    from tgw.demo.documents import encode
 
     path, kind, data = numbered_documents(agency_code, 1, number=number, kinds=["payment_voucher"])[0]
     doc = json.loads(data)

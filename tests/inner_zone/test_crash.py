@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tgw_common.documents import bad_documents
+from tgw.demo.documents import bad_documents
 
 from .ikit import RunnerProc, Zone, envelope, make_zone, numbered_documents, wait_until
 

@@ -28,8 +28,8 @@ from shutil import which
 
 import pytest
 
+from tgw.demo.documents import encode
 from tgw_common.documents import build_manifest
-from tgw_common.documents.demo import encode
 
 from .ikit import TGW, RunnerProc, Zone, cli, make_zone, numbered_documents, wait_until
 

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from tgw_common.documents import bad_documents
+from tgw.demo.documents import bad_documents
 
 from .ikit import cli, envelope, process_json
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from tests.kit import NOW
+from tgw.demo.documents import bad_documents
 from tgw_common.config import load_config
-from tgw_common.documents import bad_documents
 
 from .ikit import RunnerProc, Zone, envelope, make_zone, q, run_once, wait_until
 
@@ -215,14 +215,14 @@ def test_a_failure_inside_the_load_leaves_nothing_behind(zone, fkit, monkeypatch
 @pytest.fixture
 def stale_pki(pki):
     """A private PKI whose CRLs went stale yesterday."""
-    from tgw_common.pki.demo import issue_crls
+    from tgw.demo.pki import issue_crls
 
     issue_crls(pki, days=1, now=NOW - timedelta(days=2))
     return pki
 
 
 def test_stale_crl_holds_the_envelope_until_a_fresh_crl_arrives(tmp_path, stale_pki, fkit):
-    from tgw_common.pki.demo import issue_crls
+    from tgw.demo.pki import issue_crls
 
     zone = make_zone(tmp_path / "zone", stale_pki)
     zone.drop("T0060.p7m", envelope(fkit, A, number=60))

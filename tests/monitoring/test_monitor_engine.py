@@ -194,8 +194,8 @@ def test_restarts_gaps_drops_and_sender_health(tmp_path, smtp):
 
 
 def test_certificate_expiry_and_crl_freshness(tmp_path, smtp, pki):
+    from tgw.demo.pki import Issuer, _key, _name, _usage, issue, make_crl
     from tgw_common.pki.certs import load_certificate_file, load_private_key_file
-    from tgw_common.pki.demo import Issuer, _key, _name, _usage, issue, make_crl
     from tgw_common.registry import SignerRegistry
 
     now = datetime.now(UTC).replace(microsecond=0)

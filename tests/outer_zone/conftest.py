@@ -59,8 +59,8 @@ def outer_config(folder: Path, pki: Path, db: Path, **outer) -> Path:
 
 def expired_releaser(pki: Path, folder: Path) -> tuple[Path, Path]:
     """A releaser certificate of A10001 that expired ten days ago (the demo PKI has none)."""
+    from tgw.demo.pki import Issuer, _key, _name, _usage, _write_pair, issue
     from tgw_common.pki.certs import load_certificate_file, load_private_key_file
-    from tgw_common.pki.demo import Issuer, _key, _name, _usage, _write_pair, issue
 
     gca = Issuer(load_certificate_file(pki / "gca.pem"), load_private_key_file(pki / "gca.key"))
     now = datetime.now(UTC).replace(microsecond=0)

@@ -48,8 +48,8 @@ def test_running_sweep_spares_uploads_in_flight(env, app):
 
 def test_new_crl_is_picked_up_without_a_restart(tmp_path, outer_template, pki, envelopes, kit):
     from outer_zone.web import create_app
+    from tgw.demo.pki import issue_crls
     from tgw_common.db import dispose_engines
-    from tgw_common.pki.demo import issue_crls
 
     env = make_env(tmp_path / "outer", outer_template, pki)
     app = create_app(env.config())

@@ -217,8 +217,8 @@ def test_failed_transmission_query(env, client, envelopes, kit):
 
 
 def test_certificate_expiry_warning(env, client, kit, demo_pki):
+    from tgw.demo.pki import Issuer, _key, _name, _usage, issue
     from tgw_common.pki.certs import load_certificate_file, load_private_key_file
-    from tgw_common.pki.demo import Issuer, _key, _name, _usage, issue
     from tgw_common.registry import SignerRegistry
 
     web_login(client, "a2-rel")
@@ -324,8 +324,8 @@ def test_delegation_lends_a_role_for_its_period(env, client, envelopes):
 def _new_cert(demo_pki, cn: str, agency: str = A1, issuer: str = "gca"):
     from cryptography.hazmat.primitives import serialization
 
+    from tgw.demo.pki import Issuer, _key, _name, _usage, issue
     from tgw_common.pki.certs import load_certificate_file, load_private_key_file
-    from tgw_common.pki.demo import Issuer, _key, _name, _usage, issue
 
     ca = Issuer(load_certificate_file(demo_pki / f"{issuer}.pem"), load_private_key_file(demo_pki / f"{issuer}.key"))
     now = datetime.now(UTC)

@@ -223,7 +223,7 @@ def upload(folder: Path, agency: str | None, wait_for: bool, timeout: float, qui
     quarantined, with the reason) and its path through every hop. Exit 0 if every file
     ended as expected (without expected.json: accepted, and with --wait loaded), else 1.
     """
-    from .client import Zones, describe, inner_reason, judge, portal_for, read_expected
+    from .client import Zones
     from .provision import read_credentials
 
     layout = _layout(folder)
@@ -232,6 +232,23 @@ def upload(folder: Path, agency: str | None, wait_for: bool, timeout: float, qui
         raise UsageProblem(f"{layout.credentials_file}: no credentials; run `tgw up --dir {folder}` first")
     if agency is not None and agency not in creds["agencies"]:
         raise UsageProblem(f"--agency {agency}: not in {layout.credentials_file}")
+    files, expected = _in_expected_order(files)
+    zones = Zones(layout)
+    answers, tids = _upload_each(layout, creds, zones, files, expected, agency, timeout)
+    ok = all(a.status == 202 for p, a in answers.items() if str(p) not in expected)
+    if not wait_for:
+        sys.exit(EXIT_OK if ok else EXIT_REFUSED)
+    finals = zones.wait_final(set(tids.values()), timeout=timeout)
+    all_loaded, mismatches = _report_outcomes(zones, answers, finals, expected, timeout, quiet)
+    if expected:
+        click.echo(f"{len(answers) - mismatches} of {len(answers)} as expected 符合預期")
+    sys.exit(EXIT_OK if ok and all_loaded and not mismatches else EXIT_REFUSED)
+
+
+def _in_expected_order(files: tuple[Path, ...]) -> tuple[tuple[Path, ...], dict[str, dict]]:
+    """The files, and what their folders' expected.json say of them (path -> expectation)."""
+    from .client import read_expected
+
     expected = {}
     for parent in {p.parent for p in files}:
         expected.update({str(parent / name): e for name, e in read_expected(parent).items()})
@@ -239,7 +256,14 @@ def upload(folder: Path, agency: str | None, wait_for: bool, timeout: float, qui
         # expected.json lists the files in upload order: an `after` file comes after its original.
         order = {name: i for i, name in enumerate(expected)}
         files = tuple(sorted(files, key=lambda p: order.get(str(p), len(order))))
-    zones = Zones(layout)
+    return files, expected
+
+
+def _upload_each(layout, creds: dict, zones, files: tuple[Path, ...], expected: dict[str, dict],
+                 agency: str | None, timeout: float) -> tuple[dict, dict[str, str]]:
+    """Upload every file with its agency's token: (path -> answer, path -> tracking id)."""
+    from .client import portal_for
+
     portals: dict[str, object] = {}
     answers, tids = {}, {}
     try:
@@ -265,11 +289,15 @@ def upload(folder: Path, agency: str | None, wait_for: bool, timeout: float, qui
     finally:
         for portal in portals.values():
             portal.close()
-    ok = all(a.status == 202 for p, a in answers.items() if str(p) not in expected)
-    if not wait_for:
-        sys.exit(EXIT_OK if ok else EXIT_REFUSED)
-    finals = zones.wait_final(set(tids.values()), timeout=timeout)
-    mismatches = 0
+    return answers, tids
+
+
+def _report_outcomes(zones, answers: dict, finals: dict, expected: dict[str, dict], timeout: float,
+                     quiet: bool) -> tuple[bool, int]:
+    """Print where each upload ended: (every file without an expectation loaded, mismatches)."""
+    from .client import describe, inner_reason, judge
+
+    all_loaded, mismatches = True, 0
     for path, answer in answers.items():
         tid = answer.tracking_id if answer.status == 202 else None
         final = finals.get(tid) if tid else None
@@ -280,7 +308,7 @@ def upload(folder: Path, agency: str | None, wait_for: bool, timeout: float, qui
             mismatches += problem is not None
             verdict = "as expected 符合預期" if problem is None else f"UNEXPECTED 不符預期: {problem}"
         else:
-            ok = ok and final is not None and final["event"] == "loaded"
+            all_loaded = all_loaded and final is not None and final["event"] == "loaded"
             verdict = ""
         if tid is None:
             outcome = f"refused at upload {answer.status} {answer.body.get('reason')}"
@@ -292,9 +320,7 @@ def upload(folder: Path, agency: str | None, wait_for: bool, timeout: float, qui
         if tid and not quiet:
             for line in describe(zones.trace(tracking_id=tid)):
                 click.echo(f"    {line}")
-    if expected:
-        click.echo(f"{len(answers) - mismatches} of {len(answers)} as expected 符合預期")
-    sys.exit(EXIT_OK if ok and not mismatches else EXIT_REFUSED)
+    return all_loaded, mismatches
 
 
 @appliance.command("trace")

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from tgw_common.documents import BAD_DOCUMENT_CODES, bad_documents, generate_documents
+from tgw.demo.documents import BAD_DOCUMENT_CODES, bad_documents, generate_documents
 from tgw_common.pki.certs import load_certificate_file, load_private_key_file
 from tgw_common.spool import write_atomic
 from tgw_common.tpe import add_signature, build_payload, make_seal, sign_new
@@ -237,7 +237,7 @@ def build_batch(pki_dir: Path, count: int, *, agency: str | None = None, bad_fra
     for index, kind, code in later:
         originals = [(it, d) for it, d in loaded if it.expect["agency"] == code] or loaded
         original, docs = originals[index % len(originals)]
-        items.append(_after(builder, index, kind, code, original, docs, pools[code]))
+        items.append(_after(builder, index, kind, original, docs, pools[code]))
     return items
 
 
@@ -304,7 +304,7 @@ def _bad(builder: _Builder, pki: _Pki, index: int, kind: BadKind, code: str, env
     return _refused(kind, index, code, simple[n](), envelope_id=None if n == "empty" else envelope_id)
 
 
-def _after(builder: _Builder, index: int, kind: BadKind, code: str, original: Item, docs, pool) -> Item:
+def _after(builder: _Builder, index: int, kind: BadKind, original: Item, docs, pool) -> Item:
     first = original.expect
     if kind.name == "resubmitted":
         data = original.data

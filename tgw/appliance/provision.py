@@ -48,7 +48,7 @@ def ensure_pki(layout: Layout, *, agencies: int) -> bool:
     """The demo PKI in DIR/pki; True if it was created now. pki.json is its last file: without it, start over."""
     if (layout.pki / "pki.json").is_file():
         return False
-    from tgw_common.pki.demo import build_demo_pki
+    from tgw.demo.pki import build_demo_pki
 
     build_demo_pki(layout.pki, agencies=agencies)
     return True

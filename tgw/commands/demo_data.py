@@ -39,7 +39,7 @@ def _kinds() -> Iterable[str]:
 
 
 def _bad_codes() -> Iterable[str]:
-    from tgw_common.documents import BAD_DOCUMENT_CODES
+    from tgw.demo.documents import BAD_DOCUMENT_CODES
 
     return BAD_DOCUMENT_CODES
 
@@ -75,7 +75,8 @@ def documents(agency: str, count: int, out_dir: Path, seed: int | None, kinds: t
     ROC dates of the current fiscal year and voucher totals add up. Exit 0 on success,
     2 for bad arguments, 3 if the files cannot be written.
     """
-    from tgw_common.documents import bad_documents, build_manifest, generate_documents
+    from tgw.demo.documents import bad_documents, generate_documents
+    from tgw_common.documents import build_manifest
 
     if not _AGENCY.fullmatch(agency):
         raise UsageProblem(f"--agency {agency!r}: 機關代號須為 4-12 位數字或大寫字母 / must be 4-12 digits or capital letters")

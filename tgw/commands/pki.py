@@ -28,7 +28,7 @@ def demo(out: Path, agencies: int, key_size: str, crl_days: int, force: bool) ->
 
     Not for production: private keys are written unencrypted.
     """
-    from tgw_common.pki.demo import build_demo_pki
+    from tgw.demo.pki import build_demo_pki
 
     if out.exists() and any(out.iterdir()) and not force:
         raise UsageProblem(f"{out} is not empty; use --force to overwrite")
@@ -49,7 +49,7 @@ def demo(out: Path, agencies: int, key_size: str, crl_days: int, force: bool) ->
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def crl(pki_dir: Path, revoke: tuple[Path, ...], days: int, as_json: bool) -> None:
     """簽發新的憑證廢止清冊 Issue fresh CRLs for the demo GCA and root."""
-    from tgw_common.pki.demo import issue_crls
+    from tgw.demo.pki import issue_crls
 
     if not (pki_dir / "crl" / "state.json").is_file():
         raise UsageProblem(f"{pki_dir} was not written by `tgw pki demo` (no crl/state.json)")

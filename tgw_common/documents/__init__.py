@@ -3,10 +3,12 @@
 The payload ZIP holds manifest.json and one JSON file per document. This package checks
 the manifest (schema, profile, kinds), each document (its kind's JSON Schema plus the
 business rules: check digits, bank codes, ROC dates, fiscal year, totals, limits) and
-makes realistic demo documents. It never touches the ZIP, the CMS layers or a database.
+builds the manifest for a set of documents. It never touches the ZIP, the CMS layers or a
+database. Demo documents live in tgw.demo.documents, out of the daemons' reach.
 docs/documents.md describes every field and rule.
 """
 
+from .build import build_manifest
 from .checks import (
     BankCodesError,
     CheckFailed,
@@ -23,16 +25,6 @@ from .checks import (
     parse_roc_date,
     roc_year,
 )
-from .demo import (
-    BAD_DOCUMENT_CODES,
-    GeneratedDocument,
-    bad_document_variants,
-    bad_documents,
-    build_manifest,
-    generate_documents,
-    make_business_number,
-    make_national_id,
-)
 from .jsonparse import JsonProblem, parse_json_bytes
 from .kinds import KINDS, VOUCHER_KINDS, Kind
 from .manifest import MANIFEST_NAME, PROFILE, check_control_totals, load_manifest, validate_manifest
@@ -40,11 +32,11 @@ from .schema import load_schema
 from .validate import Payee, ValidDocument, document_amount, validate_documents
 
 __all__ = [
-    "BAD_DOCUMENT_CODES", "KINDS", "MANIFEST_NAME", "PROFILE", "VOUCHER_KINDS",
-    "BankCodesError", "CheckFailed", "GeneratedDocument", "JsonProblem", "Kind", "Payee", "ValidDocument",
-    "bad_document_variants", "bad_documents", "bank_code_problem", "build_manifest", "business_number_problem",
-    "check_control_totals", "document_amount", "format_roc_date", "generate_documents", "id_number_problem",
+    "KINDS", "MANIFEST_NAME", "PROFILE", "VOUCHER_KINDS",
+    "BankCodesError", "CheckFailed", "JsonProblem", "Kind", "Payee", "ValidDocument",
+    "bank_code_problem", "build_manifest", "business_number_problem",
+    "check_control_totals", "document_amount", "format_roc_date", "id_number_problem",
     "is_valid_business_number", "is_valid_national_id", "load_bank_codes", "load_manifest", "load_schema",
-    "make_business_number", "make_national_id", "mask_id", "national_id_problem", "parse_amount",
+    "mask_id", "national_id_problem", "parse_amount",
     "parse_json_bytes", "parse_roc_date", "roc_year", "validate_documents", "validate_manifest",
 ]

@@ -122,9 +122,25 @@ class _ViewReader(io.RawIOBase):
 
 def unpack_payload(data: bytes | memoryview, limits) -> Payload:  # limits: tgw_common.config.LimitsConfig
     """Unpack and check the archive and its manifest; every refusal names the entry."""
-    from ..documents import load_manifest, parse_amount
-    from ..documents.validate import amount_or_refusal, parse_document
+    from ..documents import load_manifest
 
+    archive, infos = _open_archive(data, limits)
+    regular, folders = _screen_entries(infos, limits)
+    by_name = {i.filename.replace("\\", "/"): i for i in regular}
+    if MANIFEST not in by_name:
+        raise Refusal("MANIFEST_MISSING", L, "manifest.json is not at the root of the archive")
+    reader = _EntryReader(archive, limits)
+    # Strict JSON, as for the documents: with a duplicate key ("agency" twice) a viewer and
+    # the gateway could read different manifests from the same signed bytes.
+    manifest = load_manifest(reader.read(by_name[MANIFEST]))
+    listed = _check_listing(manifest, by_name, folders)
+    parsed, amount_sum = _read_documents(listed, by_name, reader)
+    _check_control(manifest["control"], len(listed), amount_sum)
+    return Payload(manifest=manifest, documents=parsed)
+
+
+def _open_archive(data: bytes | memoryview, limits) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """The archive and its central directory, refused if unreadable or with too many entries."""
     try:
         archive = zipfile.ZipFile(_ViewReader(memoryview(data)))
         infos = archive.infolist()
@@ -132,8 +148,12 @@ def unpack_payload(data: bytes | memoryview, limits) -> Payload:  # limits: tgw_
         raise Refusal("ARCHIVE_INVALID", L, f"not a readable ZIP archive: {exc}") from None
     if len(infos) > limits.max_entries:
         raise Refusal("ARCHIVE_TOO_MANY_ENTRIES", L, f"{len(infos)} entries, the limit is {limits.max_entries}")
+    return archive, infos
 
-    seen: dict[str, str] = {}
+
+def _screen_entries(infos: list[zipfile.ZipInfo], limits) -> tuple[list[zipfile.ZipInfo], set[str]]:
+    """Judge every entry by what the directory says, before any is read: (regular files, folders)."""
+    seen: set[str] = set()
     regular: list[zipfile.ZipInfo] = []
     folders: set[str] = set()
     declared_total = 0
@@ -142,50 +162,55 @@ def unpack_payload(data: bytes | memoryview, limits) -> Payload:  # limits: tgw_
         folded = name.rstrip("/").casefold()
         if folded in seen:
             raise Refusal("ARCHIVE_DUPLICATE_NAME", L, f"entry {info.filename!r} appears twice")
-        seen[folded] = name
+        seen.add(folded)
         mode = info.external_attr >> 16
-        kind = stat.S_IFMT(mode)
-        if info.create_system == 3 and kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        if info.create_system == 3 and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
             raise Refusal("ARCHIVE_SYMLINK", L, f"entry {info.filename!r} is a symbolic link or special file")
         if info.is_dir():
             folders.add(name.rstrip("/"))
             continue
-        if info.flag_bits & 0x1:
-            raise Refusal("ARCHIVE_INVALID", L, f"entry {info.filename!r} is encrypted")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise Refusal("ARCHIVE_INVALID", L, f"entry {info.filename!r} uses compression method {info.compress_type}")
-        if info.file_size > limits.max_entry_bytes:
-            raise Refusal("ARCHIVE_TOO_LARGE", L, f"entry {info.filename!r} declares {info.file_size} bytes")
-        if info.file_size > 1024 * 1024 and info.file_size > limits.max_compression_ratio * max(info.compress_size, 1):
-            raise Refusal("ARCHIVE_RATIO", L, f"entry {info.filename!r} expands more than "
-                                              f"{limits.max_compression_ratio}:1")
+        _check_file_entry(info, limits)
         declared_total += info.file_size
         regular.append(info)
     if declared_total > limits.max_total_bytes:
         raise Refusal("ARCHIVE_TOO_LARGE", L, f"the archive unpacks to {declared_total} bytes")
+    return regular, folders
 
-    by_name = {i.filename.replace("\\", "/"): i for i in regular}
-    if MANIFEST not in by_name:
-        raise Refusal("MANIFEST_MISSING", L, "manifest.json is not at the root of the archive")
 
-    parsed: dict[str, dict[str, Any]] = {}
-    total = 0
+def _check_file_entry(info: zipfile.ZipInfo, limits) -> None:
+    """A regular entry we can decompress, whose declared size and ratio are within the limits."""
+    if info.flag_bits & 0x1:
+        raise Refusal("ARCHIVE_INVALID", L, f"entry {info.filename!r} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise Refusal("ARCHIVE_INVALID", L, f"entry {info.filename!r} uses compression method {info.compress_type}")
+    if info.file_size > limits.max_entry_bytes:
+        raise Refusal("ARCHIVE_TOO_LARGE", L, f"entry {info.filename!r} declares {info.file_size} bytes")
+    if info.file_size > 1024 * 1024 and info.file_size > limits.max_compression_ratio * max(info.compress_size, 1):
+        raise Refusal("ARCHIVE_RATIO", L, f"entry {info.filename!r} expands more than "
+                                          f"{limits.max_compression_ratio}:1")
 
-    def read(info: zipfile.ZipInfo) -> bytes:
-        nonlocal total
+
+class _EntryReader:
+    """Reads entries within the per-entry limits, keeping the unpacked total within its own."""
+
+    def __init__(self, archive: zipfile.ZipFile, limits) -> None:
+        self.archive, self.limits, self.total = archive, limits, 0
+
+    def read(self, info: zipfile.ZipInfo) -> bytes:
+        limits = self.limits
         try:
-            content = _read_bounded(archive, info, limits.max_entry_bytes, limits.max_compression_ratio)
+            content = _read_bounded(self.archive, info, limits.max_entry_bytes, limits.max_compression_ratio)
         except ZIP_ERRORS as exc:
             raise Refusal("ARCHIVE_INVALID", L, f"entry {info.filename!r} cannot be read: {exc}") from None
-        total += len(content)
-        if total > limits.max_total_bytes:
+        self.total += len(content)
+        if self.total > limits.max_total_bytes:
             raise Refusal("ARCHIVE_TOO_LARGE", L, f"the archive unpacks beyond {limits.max_total_bytes} bytes")
         return content
 
-    # Strict JSON, as for the documents: with a duplicate key ("agency" twice) a viewer and
-    # the gateway could read different manifests from the same signed bytes.
-    manifest = load_manifest(read(by_name[MANIFEST]))
 
+def _check_listing(manifest: dict[str, Any], by_name: dict[str, zipfile.ZipInfo],
+                   folders: set[str]) -> dict[str, dict[str, Any]]:
+    """The manifest's entries by path; refused unless the archive holds nothing it does not list."""
     listed = {d["path"]: d for d in manifest["documents"]}
     if len(listed) != len(manifest["documents"]):
         raise Refusal("MANIFEST_INVALID", L, "manifest.json lists one path twice")
@@ -195,28 +220,39 @@ def unpack_payload(data: bytes | memoryview, limits) -> Payload:  # limits: tgw_
     parents = {p for path in listed for p in _parents(path)}
     for folder in folders - parents:
         raise Refusal("ARCHIVE_UNLISTED_ENTRY", L, f"folder entry {folder + '/'!r} holds no listed document")
+    return listed
 
+
+def _read_documents(listed: dict[str, dict[str, Any]], by_name: dict[str, zipfile.ZipInfo],
+                    reader: _EntryReader) -> tuple[dict[str, dict[str, Any]], int]:
+    """Every listed document read, hash-checked and parsed: (path -> document, sum of amounts)."""
+    from ..documents.validate import amount_or_refusal, parse_document
+
+    parsed: dict[str, dict[str, Any]] = {}
     amount_sum = 0
     for path, entry in listed.items():
         info = by_name.get(path)
         if info is None:
             raise Refusal("MANIFEST_FILE_MISSING", L, f"{path!r} is listed in manifest.json but not in the archive")
-        content = read(info)
+        content = reader.read(info)
         if hashlib.sha256(content).hexdigest() != entry["sha256"].lower():
             raise Refusal("MANIFEST_HASH_MISMATCH", L, f"{path!r}: SHA-256 differs from manifest.json")
         # Read once, strictly, here; the documents layer judges the very same objects.
         parsed[path] = doc = parse_document(path, entry["kind"], content)
         del content
         amount_sum += amount_or_refusal(path, entry["kind"], doc)
+    return parsed, amount_sum
 
-    control = manifest["control"]
-    if control["document_count"] != len(listed):
+
+def _check_control(control: dict[str, Any], count: int, amount_sum: int) -> None:
+    from ..documents import parse_amount
+
+    if control["document_count"] != count:
         raise Refusal("CONTROL_COUNT_MISMATCH", L,
-                      f"control says {control['document_count']} documents, the manifest lists {len(listed)}")
+                      f"control says {control['document_count']} documents, the manifest lists {count}")
     if parse_amount(control["total_amount"]) != amount_sum:
         raise Refusal("CONTROL_TOTAL_MISMATCH", L,
                       f"control total {control['total_amount']} differs from the documents' sum {amount_sum}")
-    return Payload(manifest=manifest, documents=parsed)
 
 
 def _parents(path: str) -> list[str]:

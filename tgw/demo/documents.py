@@ -1,4 +1,4 @@
-"""Realistic demo documents, their manifest, and documents that break one rule each.
+"""Realistic demo documents, and documents that break one rule each.
 
 Everything is derived from a seed, so a demo or a test can be repeated exactly. The
 identifiers are generated with correct check digits; they are random, not anybody's real
@@ -7,9 +7,7 @@ number (a random national ID may of course coincide with a real one: demo data o
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import hashlib
 import json
 import math
 import random
@@ -17,16 +15,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from tgw_common.config import DocumentsConfig
-
-from .checks import (
+from tgw_common.documents.checks import (
     business_number_check_digits,
     format_roc_date,
     load_bank_codes,
     national_id_check_digit,
     roc_year,
 )
-from .kinds import KINDS
-from .validate import document_amount
+from tgw_common.documents.kinds import KINDS
 
 DEFAULT_KINDS = ("payment_voucher", "transfer_voucher")
 
@@ -279,27 +275,6 @@ def generate_documents(agency: str, count: int, *, seed: int, kinds: Iterable[st
     return out
 
 
-def build_manifest(envelope_id: str, agency: str, created_at: dt.datetime | str,
-                   docs: Iterable[tuple[str, str, bytes]]) -> dict[str, Any]:
-    """manifest.json (as a dict) for `docs` (path, kind, bytes): SHA-256s and control totals.
-
-    A document of a kind the gateway does not know, or that is not JSON, counts 0 towards
-    the total, so deliberately bad test envelopes can still be built.
-    """
-    if isinstance(created_at, dt.datetime):
-        if created_at.tzinfo is None:
-            raise ValueError("created_at needs a UTC offset")
-        created_at = created_at.isoformat(timespec="seconds")
-    entries, total = [], 0
-    for path, kind, data in docs:
-        entries.append({"path": path, "kind": kind, "sha256": hashlib.sha256(data).hexdigest()})
-        with contextlib.suppress(KeyError, ValueError, TypeError):
-            total += document_amount(kind, json.loads(data))
-    return {"profile": "TPE/1", "envelope_id": envelope_id, "agency": agency, "created_at": created_at,
-            "documents": entries,
-            "control": {"document_count": len(entries), "total_amount": total}}
-
-
 # ------------------------------------------------------------------ bad documents
 
 
@@ -369,7 +344,7 @@ def bad_documents(code: str, agency: str, *, seed: int, today: dt.date | None = 
     """Two payment vouchers of `agency` that break exactly one rule: the one refused as `code`.
 
     Validated with the same agency, `today` and `limits`, the documents (with a manifest
-    from build_manifest) are refused with `code`. UNKNOWN_DOCUMENT_KIND is found by
+    from tgw_common.documents.build_manifest) are refused with `code`. UNKNOWN_DOCUMENT_KIND is found by
     validate_manifest (payload layer); the others by validate_documents.
     """
     limits = limits or DocumentsConfig()

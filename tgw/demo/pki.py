@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from ..spool import write_atomic
-from .certs import load_certificate_file, load_private_key_file
+from tgw_common.pki.certs import load_certificate_file, load_private_key_file
+from tgw_common.spool import write_atomic
 
 DEMO_AGENCIES = (
     ("A10001", "財政部示範機關"),
@@ -130,7 +130,31 @@ def build_demo_pki(out: Path, *, agencies: int = 3, key_size: int = 2048, crl_da
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     out = Path(out)
     start = now - timedelta(days=30)
+    gca = _write_authorities(out, key_size, start, now)
+    people = _People(gca, key_size, start, now)
 
+    registry: list[dict] = []
+    summary: dict = {"created_at": now.isoformat(), "agencies": {}, "extra": {}}
+    for code, name in DEMO_AGENCIES[:agencies]:
+        summary["agencies"][code] = {"name": name}
+        registry += _write_agency(out / "agencies" / code, people, code, name)
+    revoked_cert, awkward = _write_awkward_cases(out / "extra", people)
+    registry += awkward
+    summary["extra"] = dict(AWKWARD_CASES)
+
+    state = {"gca": [[revoked_cert.serial_number, (now - timedelta(hours=1)).isoformat()]], "root": [],
+             "number": 0}
+    write_atomic(out / "crl" / "state.json", json.dumps(state, indent=2).encode())
+    issue_crls(out, days=crl_days, now=now)
+
+    write_atomic(out / "registry.yaml", yaml.safe_dump({"signers": registry}, allow_unicode=True,
+                                                       sort_keys=False).encode())
+    write_atomic(out / "pki.json", json.dumps(summary, ensure_ascii=False, indent=2).encode())
+    return summary
+
+
+def _write_authorities(out: Path, key_size: int, start: datetime, now: datetime) -> Issuer:
+    """The root, the GCA it certifies and the treasury's envelope certificate; returns the GCA."""
     root_key = _key(key_size)
     root = Issuer(issue(_name("Demo Government Root CA 示範政府憑證總管理中心"), root_key, None,
                         not_before=start, not_after=now + timedelta(days=3650), usage=_usage(ca=True),
@@ -147,68 +171,76 @@ def build_demo_pki(out: Path, *, agencies: int = 3, key_size: int = 2048, crl_da
                      treasury_key, gca, not_before=start, not_after=now + timedelta(days=730),
                      usage=_usage(encipher=True))
     _write_pair(out / "treasury", "envelope", treasury, treasury_key)
+    return gca
 
-    registry: list[dict] = []
-    summary: dict = {"created_at": now.isoformat(), "agencies": {}, "extra": {}}
 
-    def person(code: str, name: str, role: str, *, issuer: Issuer = gca, not_before: datetime = start,
-               not_after: datetime | None = None, usage: x509.KeyUsage | None = None) -> x509.Certificate:
-        key = _key(key_size)
+class _People:
+    """Issues agency staff certificates: by the GCA, valid from `start` for two years, unless told otherwise."""
+
+    def __init__(self, gca: Issuer, key_size: int, start: datetime, now: datetime) -> None:
+        self.gca, self.key_size, self.start, self.now = gca, key_size, start, now
+
+    def issue(self, code: str, name: str, role: str, *, issuer: Issuer | None = None,
+              not_before: datetime | None = None, not_after: datetime | None = None,
+              usage: x509.KeyUsage | None = None) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+        key = _key(self.key_size)
         cert = issue(_name(f"{name} {ROLE_TITLES.get(role.split('-')[0], role)} {role}", "Demo Government", code),
-                     key, issuer, not_before=not_before, not_after=not_after or now + timedelta(days=730),
-                     usage=usage or _usage(sign=True))
+                     key, issuer or self.gca, not_before=not_before or self.start,
+                     not_after=not_after or self.now + timedelta(days=730), usage=usage or _usage(sign=True))
         return cert, key
 
-    for code, name in DEMO_AGENCIES[:agencies]:
-        folder = out / "agencies" / code
-        summary["agencies"][code] = {"name": name}
-        for role in ROLES:
-            cert, key = person(code, name, role)
-            _write_pair(folder, role, cert, key)
-            registry.append({"certificate": f"agencies/{code}/{role}.pem", "agency": code, "role": role})
-        cert, key = person(code, name, "delegate")
-        _write_pair(folder, "delegate", cert, key)
-        registry.append({"certificate": f"agencies/{code}/delegate.pem", "agency": code, "role": "accountant",
-                         "delegate": True, "from": (now - timedelta(days=1)).isoformat(),
-                         "until": (now + timedelta(days=30)).isoformat()})
 
-    # The awkward cases, all for the first agency so one registry covers them.
+def _write_agency(folder: Path, people: _People, code: str, name: str) -> list[dict]:
+    """An agency's accountant, head, releaser and delegate; returns their registry entries."""
+    registry = []
+    for role in ROLES:
+        cert, key = people.issue(code, name, role)
+        _write_pair(folder, role, cert, key)
+        registry.append({"certificate": f"agencies/{code}/{role}.pem", "agency": code, "role": role})
+    cert, key = people.issue(code, name, "delegate")
+    _write_pair(folder, "delegate", cert, key)
+    now = people.now
+    registry.append({"certificate": f"agencies/{code}/delegate.pem", "agency": code, "role": "accountant",
+                     "delegate": True, "from": (now - timedelta(days=1)).isoformat(),
+                     "until": (now + timedelta(days=30)).isoformat()})
+    return registry
+
+
+AWKWARD_CASES = (
+    ("revoked-releaser", "in the registry, revoked in crl/gca.crl"),
+    ("expired-accountant", "in the registry, expired 35 days ago"),
+    ("wrong-usage-head", "keyUsage keyEncipherment only (registry add refuses it)"),
+    ("untrusted-releaser", "in the registry, issued by a CA outside the trust anchors"),
+    ("unregistered-releaser", "valid certificate, not in the registry"),
+)
+
+
+def _write_awkward_cases(extra: Path, people: _People) -> tuple[x509.Certificate, list[dict]]:
+    """The certificates tests need refused, all of the first agency so one registry covers them.
+
+    Returns the certificate to revoke and the registry entries of those that are registered.
+    """
     code, name = DEMO_AGENCIES[0]
-    extra = out / "extra"
-    revoked_cert, key = person(code, name, "releaser")
+    now, start = people.now, people.start
+    registry = []
+    revoked_cert, key = people.issue(code, name, "releaser")
     _write_pair(extra, "revoked-releaser", revoked_cert, key)
     registry.append({"certificate": "extra/revoked-releaser.pem", "agency": code, "role": "releaser"})
-    expired_cert, key = person(code, name, "accountant", not_before=now - timedelta(days=400),
-                               not_after=now - timedelta(days=35))
+    expired_cert, key = people.issue(code, name, "accountant", not_before=now - timedelta(days=400),
+                                     not_after=now - timedelta(days=35))
     _write_pair(extra, "expired-accountant", expired_cert, key)
     registry.append({"certificate": "extra/expired-accountant.pem", "agency": code, "role": "accountant"})
-    wrong_usage, key = person(code, name, "head", usage=_usage(encipher=True))
+    wrong_usage, key = people.issue(code, name, "head", usage=_usage(encipher=True))
     _write_pair(extra, "wrong-usage-head", wrong_usage, key)
-    rogue_key = _key(key_size)
+    rogue_key = _key(people.key_size)
     rogue = Issuer(issue(_name("Rogue CA"), rogue_key, None, not_before=start, not_after=now + timedelta(days=3650),
                          usage=_usage(ca=True), ca_path_length=0), rogue_key)
-    untrusted, key = person(code, name, "releaser", issuer=rogue)
+    untrusted, key = people.issue(code, name, "releaser", issuer=rogue)
     _write_pair(extra, "untrusted-releaser", untrusted, key)
     registry.append({"certificate": "extra/untrusted-releaser.pem", "agency": code, "role": "releaser"})
-    unregistered, key = person(code, name, "releaser")
+    unregistered, key = people.issue(code, name, "releaser")
     _write_pair(extra, "unregistered-releaser", unregistered, key)
-    summary["extra"] = {
-        "revoked-releaser": "in the registry, revoked in crl/gca.crl",
-        "expired-accountant": "in the registry, expired 35 days ago",
-        "wrong-usage-head": "keyUsage keyEncipherment only (registry add refuses it)",
-        "untrusted-releaser": "in the registry, issued by a CA outside the trust anchors",
-        "unregistered-releaser": "valid certificate, not in the registry",
-    }
-
-    state = {"gca": [[revoked_cert.serial_number, (now - timedelta(hours=1)).isoformat()]], "root": [],
-             "number": 0}
-    write_atomic(out / "crl" / "state.json", json.dumps(state, indent=2).encode())
-    issue_crls(out, days=crl_days, now=now)
-
-    write_atomic(out / "registry.yaml", yaml.safe_dump({"signers": registry}, allow_unicode=True,
-                                                       sort_keys=False).encode())
-    write_atomic(out / "pki.json", json.dumps(summary, ensure_ascii=False, indent=2).encode())
-    return summary
+    return revoked_cert, registry
 
 
 def issue_crls(out: Path, *, days: int = 7, revoke: list[Path] = (), now: datetime | None = None) -> list[Path]:
