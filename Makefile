@@ -30,7 +30,7 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/bandit -q -ll -c pyproject.toml -r tgw tgw_common outer_zone inner_zone transfer monitoring
+	$(VENV)/bin/bandit -q -ll -c pyproject.toml -r tgw tgw_common outer_zone inner_zone transfer monitoring agency_signer
 
 test: lint
 	$(VENV)/bin/pytest

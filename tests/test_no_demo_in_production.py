@@ -20,6 +20,7 @@ PRODUCTION_MODULES = (
     "transfer.receiver",
     "transfer.sender",
     "monitoring.daemon",
+    "agency_signer.app",
 )
 
 # A fresh interpreter: this test session has long since imported the demo modules itself.

@@ -281,6 +281,57 @@ class OuterConfig(WebServerConfig):
         return self.tls_certificate, self.tls_private_key
 
 
+class SignerConfig(Section):
+    """The officer's local signing service (tgw agency signer); docs/agency-workflow.md explains every key."""
+
+    # 127.0.0.1 only: the service signs with the officer's card for whoever can reach it.
+    listen: str = "127.0.0.1:61200"
+    portal_origin: str
+    pkcs11_module: str | None = None
+    pkcs11_uri: str | None = None
+    token_label: str | None = None
+    key_label: str | None = None
+    key_id: str | None = None  # CKA_ID in hex
+    pin_entry: Literal["page", "prompt", "file"] = "page"
+    pin_file: AnyPath | None = None
+    request_ttl_seconds: PositiveInt = 600
+    max_request_bytes: PositiveInt = 64 * 1024 * 1024
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if host != "127.0.0.1" or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r}: the signer listens on 127.0.0.1:PORT only")
+        return value
+
+    @field_validator("portal_origin")
+    @classmethod
+    def _one_origin(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") \
+                or parts.query or parts.fragment or parts.username or "*" in value:
+            raise ValueError(f"{value!r}: one origin (scheme://host[:port]), no path, no wildcard")
+        return value.rstrip("/")
+
+    @field_validator("key_id")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None:
+            bytes.fromhex(value)
+        return value
+
+    @model_validator(mode="after")
+    def _card_and_pin(self) -> SignerConfig:
+        if self.pkcs11_uri is None and (self.pkcs11_module is None or self.token_label is None):
+            raise ValueError("name the card: pkcs11_uri, or pkcs11_module and token_label")
+        if self.pin_entry == "file" and self.pin_file is None:
+            raise ValueError("pin_entry: file needs pin_file")
+        return self
+
+
 class TransferSendConfig(Section):
     """The one-way sender (outer zone); docs/transfer.md explains every key."""
 
@@ -498,6 +549,7 @@ class Config(Section):
     transfer_send: TransferSendConfig | None = None
     transfer_receive: TransferReceiveConfig | None = None
     monitor: MonitorConfig | None = None
+    signer: SignerConfig | None = None
 
     source: Path | None = Field(default=None, exclude=True)
 

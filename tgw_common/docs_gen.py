@@ -74,10 +74,28 @@ DESCRIPTIONS = {
     "limits.max_entry_bytes": "Largest unpacked entry (ARCHIVE_TOO_LARGE).",
     "limits.max_total_bytes": "Largest unpacked archive (ARCHIVE_TOO_LARGE).",
     "limits.max_compression_ratio": "Largest unpacked:packed ratio of an entry over 1 MiB (ARCHIVE_RATIO).",
+    "signer.listen": "`127.0.0.1:PORT` the officer's signing service (`tgw agency signer`) listens on; any other "
+                     "address is refused.",
+    "signer.portal_origin": "The one portal origin (`https://host[:port]`) the service answers (CORS, Private "
+                            "Network Access, and an Origin check on every request); never `*`.",
+    "signer.pkcs11_module": "Path of the card's PKCS #11 module (the card vendor's; SoftHSM2: "
+                            "`/usr/lib/softhsm/libsofthsm2.so`).",
+    "signer.pkcs11_uri": "The card as an RFC 7512 `pkcs11:` URI (token=, object=, id=, ?module-path=), instead of "
+                         "the next keys; a pin-value in it is refused.",
+    "signer.token_label": "Label of the card's token.",
+    "signer.key_label": "CKA_LABEL of the signing key, when the token holds more than one.",
+    "signer.key_id": "CKA_ID of the signing key (hex), when the token holds more than one.",
+    "signer.pin_entry": "Where the officer gives the PIN: `page` (on the service's own page, for every request), "
+                        "`prompt` (once in the terminal) or `file` (`pin_file`: tests and demos). Every request is "
+                        "still confirmed on the page.",
+    "signer.pin_file": "The PIN file for `pin_entry: file`.",
+    "signer.request_ttl_seconds": "How long a request waits for the officer's confirmation before it expires.",
+    "signer.max_request_bytes": "Largest payload or layer a request may carry.",
 }
 PART_DOCS = {
     "documents": "documents.md", "inner": "inner.md", "console": "console.md", "outer": "outer.md",
     "transfer_send": "transfer.md", "transfer_receive": "transfer.md", "monitor": "monitoring.md",
+    "signer": "agency-workflow.md",
 }
 
 
@@ -143,6 +161,7 @@ Examples, one per process, are in [`config/`](../config/).
 | `tgw transfer send` / `receive` | `config/transfer-send.yaml`, `config/transfer-receive.yaml` | node, database, transfer_send / transfer_receive |
 | `tgw monitor run` | `config/monitor-outer.yaml`, `config/monitor-inner.yaml` | node, database, monitor |
 | `tgw registry ...` | any of the zone's files | database |
+| `tgw agency signer` (the officer's PC) | see [agency-workflow.md](agency-workflow.md) | node, signer |
 
 ## Every key
 

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("tgw", "tgw_common", "outer_zone", "inner_zone", "transfer", "monitoring", "bench")
+PACKAGES = ("tgw", "tgw_common", "outer_zone", "inner_zone", "transfer", "monitoring", "agency_signer", "bench")
 MOVES = re.compile(r"os\.replace|os\.rename|fsync")
 MAX_FUNCTION_LINES = 80
 

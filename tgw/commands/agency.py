@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from tgw_common.cli_support import UsageProblem
+from tgw_common.cli_support import UsageProblem, config_option, load
 
 FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 OUT = click.Path(dir_okay=False, writable=True, path_type=Path)
@@ -155,3 +155,26 @@ def build(pki_dir: Path, agency_code: str, out: Path, envelope_id: str | None, d
     envelope = sign_new(sealed, *_signer(folder / "releaser.pem", folder / "releaser.key"))
     _write(out, envelope)
     click.echo(f"wrote {out} ({len(envelope)} bytes)")
+
+
+@agency.command("signer")
+@config_option()
+@click.option("--pin-prompt", is_flag=True, help="Ask the card PIN once here, in the terminal (not on the page).")
+@click.option("--pin-file", type=FILE, help="Read the card PIN from this file (tests and demos only).")
+def signer(config_path: str, pin_prompt: bool, pin_file: Path | None) -> None:
+    """本機簽章服務 The officer's local signing service (127.0.0.1, the portal's origin only).
+
+    Every request is signed only after the officer confirms it on the service's own page;
+    see docs/agency-workflow.md.
+    """
+    from agency_signer.server import serve
+
+    cfg = load(config_path, "signer")
+    mode = "prompt" if pin_prompt else "file" if pin_file else cfg.signer.pin_entry
+    held = None
+    if mode == "prompt":
+        held = click.prompt(f"PIN for {cfg.signer.token_label or cfg.signer.pkcs11_uri}", hide_input=True)
+    elif mode == "file":
+        held = (pin_file or cfg.signer.pin_file).read_text(encoding="utf-8").strip()
+    click.echo(f"signer on http://{cfg.signer.listen} for {cfg.signer.portal_origin} (PIN: {mode})", err=True)
+    serve(cfg, held_pin=held)

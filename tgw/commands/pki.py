@@ -23,7 +23,9 @@ def pki() -> None:
 @click.option("--crl-days", default=7, show_default=True, type=click.IntRange(1, 365),
               help="Days until the CRLs' nextUpdate.")
 @click.option("--force", is_flag=True, help="Write even if the folder is not empty (overwrites).")
-def demo(out: Path, agencies: int, key_size: str, crl_days: int, force: bool) -> None:
+@click.option("--softhsm", "softhsm_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also put the officers' keys on SoftHSM2 tokens in this folder (demo IC cards).")
+def demo(out: Path, agencies: int, key_size: str, crl_days: int, force: bool, softhsm_dir: Path | None) -> None:
     """建立示範 PKI Write a demo PKI (see docs/pki-demo.md for every file).
 
     Not for production: private keys are written unencrypted.
@@ -32,12 +34,26 @@ def demo(out: Path, agencies: int, key_size: str, crl_days: int, force: bool) ->
 
     if out.exists() and any(out.iterdir()) and not force:
         raise UsageProblem(f"{out} is not empty; use --force to overwrite")
+    if softhsm_dir is not None and softhsm_dir.exists() and any(softhsm_dir.iterdir()):
+        raise UsageProblem(f"{softhsm_dir} is not empty: SoftHSM2 tokens go into an empty folder")
     summary = build_demo_pki(out, agencies=agencies, key_size=int(key_size), crl_days=crl_days)
     click.echo(f"demo PKI written to {out} ({len(summary['agencies'])} agencies: "
                f"{', '.join(summary['agencies'])})")
     click.echo(f"  trust anchor: {out / 'root.pem'}   intermediate: {out / 'gca.pem'}   CRLs: {out / 'crl'}")
     click.echo(f"  treasury envelope certificate: {out / 'treasury/envelope.pem'}")
     click.echo(f"  registry file: {out / 'registry.yaml'}  (tgw registry import {out / 'registry.yaml'} --config ...)")
+    if softhsm_dir is not None:
+        _demo_cards(out, softhsm_dir, list(summary["agencies"]))
+
+
+def _demo_cards(pki_dir: Path, folder: Path, agencies: list[str]) -> None:
+    from tgw.demo.softhsm import SoftHsmMissing, put_officers_on_tokens
+    try:
+        cards = put_officers_on_tokens(pki_dir, folder, agencies)
+    except SoftHsmMissing as exc:
+        raise UsageProblem(str(exc)) from None
+    click.echo(f"  demo IC cards: {len(cards['tokens'])} SoftHSM2 tokens in {folder}; PINs in {folder / 'pins.json'}")
+    click.echo(f"  (export SOFTHSM2_CONF={cards['softhsm2_conf']})")
 
 
 @pki.command("crl")
