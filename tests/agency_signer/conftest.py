@@ -129,11 +129,12 @@ def start_signer(cards, tmp_path):
                                    stderr=open(tmp_path / f"signer-{token}.log", "wb"))  # noqa: SIM115
         started.append(process)
         service = SignerService(port, process)
+        portal = signer.get("portal_origin", PORTAL)  # the probe is refused from any other origin
 
         def answering():
             assert process.poll() is None, (tmp_path / f"signer-{token}.log").read_text()
             try:
-                return service.call("GET", "/v1/requests/none").status == 404
+                return service.call("GET", "/v1/requests/none", origin=portal).status == 404
             except OSError:
                 return False
 
