@@ -532,8 +532,13 @@ class MonitorConfig(Section):
         return self
 
 
+# `node` of a file that holds only `signer` (see Config._signer_needs_no_node).
+SIGNER_ONLY_NODE = {"zone": "outer"}
+
+
 class Config(Section):
-    """The whole configuration; every section but `node` is optional in a file."""
+    """The whole configuration; every section but `node` is optional in a file (and `node` too in
+    a file holding only `signer`)."""
 
     node: NodeConfig
     database: DatabaseConfig = DatabaseConfig()
@@ -552,6 +557,15 @@ class Config(Section):
     signer: SignerConfig | None = None
 
     source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _signer_needs_no_node(cls, data: Any) -> Any:
+        # An officer's signer config holds only `signer`: it runs on the agency's PC, in no
+        # zone, and uses nothing of `node`. The stand-in keeps `config.node` always present.
+        if isinstance(data, dict) and "node" not in data and set(data) == {"signer"}:
+            return {**data, "node": SIGNER_ONLY_NODE}
+        return data
 
     def need(self, *sections: str) -> Config:
         """Fail with a ConfigError unless every named section is present."""

@@ -103,6 +103,14 @@ def test_two_hundred_envelopes_end_to_end(appliance_dir: Path, tmp_path: Path, l
     _assert_owner_only(folder)
     creds = json.loads(creds_file.read_text())
     assert set(creds["agencies"]) == {"A10001", "A10002", "A10003"}
+    if Path("/usr/lib/softhsm/libsofthsm2.so").is_file():  # the demo IC cards and a signer config per officer
+        for code, a in creds["agencies"].items():
+            assert set(a["cards"]) == {"accountant", "head", "releaser"}
+            for role, card in a["cards"].items():
+                assert card["token_label"] == f"{code}-{role}" and card["pin"]
+                assert load_config(card["signer_config"]).signer.portal_origin == creds["portal"]
+                assert card["signer_url"].startswith("http://127.0.0.1:")
+        assert "tgw agency signer --config" in up.stdout
     status = _status(folder)
     programs = {p["program"]: p for p in status["programs"]}
     assert all(p["state"] == "RUNNING" for p in programs.values())

@@ -47,7 +47,9 @@ def up(folder: Path, loss: float | None, port_base: int | None, agencies: int, t
     \b
     First run: a demo PKI, both zones' configs and SQLite databases, the signer registry
     in both, and for each demo agency an outer account (allow-list 127.0.0.1/32, a
-    releaser user, an API token) written to DIR/credentials.json (mode 0600). Every run:
+    releaser user, an API token) written to DIR/credentials.json (mode 0600); with
+    softhsm2, the officers' demo IC cards in DIR/cards and a signer config each (not
+    started: the summary prints the command). Every run:
     configs rewritten, supervisord started; returns when every program is RUNNING, the
     portal answers and every daemon has sent its first heartbeat. Already running:
     prints the status (exit 0). Exit 2 for bad arguments, 3 if a port is taken or a
@@ -98,6 +100,7 @@ def up(folder: Path, loss: float | None, port_base: int | None, agencies: int, t
 
     if ensure_pki(layout, agencies=settings.agencies):
         click.echo(f"示範憑證 / demo PKI written to {layout.pki}")
+    _ensure_cards(layout)
     try:
         write_configs(layout, settings, console=console)
     except ConfigError as exc:
@@ -106,11 +109,37 @@ def up(folder: Path, loss: float | None, port_base: int | None, agencies: int, t
     creds = ensure_accounts(layout, portal_url=portal)
     if console:
         creds = ensure_console_account(layout, console_url=f"http://127.0.0.1:{ports(settings.port_base)['console']}")
+    creds = _signer_configs(layout, settings, portal)
     write_atomic(layout.supervisor_conf, supervisord_conf(layout, settings, console=console).encode())
     click.echo(f"啟動 supervisord / starting supervisord ({layout.supervisor_conf})")
     _start_and_wait(layout, folder, portal, timeout)
     click.echo(render(gather(layout)))
     _print_summary(layout, folder, portal, creds)
+
+
+def _ensure_cards(layout: Layout) -> None:
+    """The demo IC cards, when softhsm2 is installed; without it the appliance comes up without them."""
+    from tgw.demo.softhsm import SoftHsmMissing
+
+    from .cards import ensure_cards
+
+    try:
+        if ensure_cards(layout):
+            click.echo(f"示範晶片卡 / demo IC cards (SoftHSM2 tokens) written to {layout.cards}")
+    except SoftHsmMissing as exc:
+        click.echo(f"沒有示範晶片卡 / no demo IC cards: {exc}")
+
+
+def _signer_configs(layout: Layout, settings: Settings, portal: str) -> dict:
+    """The officers' signer configs, recorded per agency in credentials.json; the credentials."""
+    from tgw_common.config import ConfigError
+
+    from .cards import record_cards, write_signer_configs
+
+    try:
+        return record_cards(layout, write_signer_configs(layout, port_base=settings.port_base, portal=portal))
+    except ConfigError as exc:
+        raise UsageProblem(f"config: {exc}") from None
 
 
 def _start_and_wait(layout: Layout, folder: Path, portal: str, timeout: float) -> None:
@@ -147,10 +176,24 @@ def _print_summary(layout: Layout, folder: Path, portal: str, creds: dict) -> No
         click.echo(f"內網主控台 console:     {creds['console']['url']}/   user {creds['console']['username']} "
                    "(password in the file)")
     click.echo(f"設定檔 configs:         {layout.outer_config}, {layout.inner_config}")
+    _print_cards(layout, creds)
     click.echo(f"告警郵件 alert mail:    {layout.mail_dir}/*.eml    logs 記錄: {layout.log_dir}/")
     click.echo(f"試試 try:               tgw demo-data envelopes --pki {layout.pki} --out {layout.root / 'demo'} "
                f"--count 20 && tgw appliance upload --dir {folder} --wait {layout.root / 'demo'}/*.p7m")
     click.echo(f"停止 stop:              tgw down --dir {folder}")
+
+
+def _print_cards(layout: Layout, creds: dict) -> None:
+    from .cards import signer_command
+
+    with_cards = [(code, a["cards"]) for code, a in creds["agencies"].items() if a.get("cards")]
+    if not with_cards:
+        return
+    code, cards = with_cards[0]
+    click.echo(f"晶片卡 IC cards:        {layout.cards} (SoftHSM2; PINs and signer URLs in the credentials file)")
+    click.echo(f"簽章服務 signer:        {signer_command(layout, code, 'accountant')}")
+    click.echo(f"    (not started here: one per officer, {layout.config_dir}/signer-<agency>-<role>.yaml; "
+               f"{code} accountant at {cards['accountant']['signer_url']})")
 
 
 @click.command("down")

@@ -30,6 +30,9 @@ PORT_OFFSETS = {
     "metrics_inner": 602,  # inner monitor's /metrics (TCP)
 }
 UDP_PORTS = ("relay", "receive")
+# The officers' signers (`tgw agency signer`, run by hand, never by supervisord) listen on
+# port base + SIGNER_PORT_OFFSET + 3 x agency index + role index: 200-226 for 9 agencies.
+SIGNER_PORT_OFFSET = 200
 
 
 @dataclass
@@ -76,6 +79,14 @@ class Layout:
     @property
     def inner_config(self) -> Path:
         return self.config_dir / "inner.yaml"
+
+    @property
+    def cards(self) -> Path:
+        """The demo IC cards: SoftHSM2 tokens, their softhsm2.conf and pins.json."""
+        return self.root / "cards"
+
+    def signer_config(self, agency: str, role: str) -> Path:
+        return self.config_dir / f"signer-{agency}-{role}.yaml"
 
     @property
     def supervisor_conf(self) -> Path:
@@ -130,3 +141,7 @@ class Layout:
 
 def ports(port_base: int) -> dict[str, int]:
     return {name: port_base + offset for name, offset in PORT_OFFSETS.items()}
+
+
+def signer_port(port_base: int, agency_index: int, role_index: int) -> int:
+    return port_base + SIGNER_PORT_OFFSET + 3 * agency_index + role_index
