@@ -222,3 +222,47 @@ class AuditEntry(Base):
         return {"id": self.id, "at": self.at.isoformat(), "actor": self.actor, "agency": self.agency,
                 "action": self.action, "target": self.target, "ip": self.ip, "outcome": self.outcome,
                 "reason": self.reason, "detail": self.detail or {}}
+
+
+class Batch(Base):
+    """批次: documents imported from one file, kept in the outer zone until it is released.
+
+    `errors` stays empty for a stored batch: a file with errors is answered, never stored."""
+
+    __tablename__ = "outer_batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    agency: Mapped[str] = mapped_column(ForeignKey("outer_agencies.code"), index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # draft
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    document_count: Mapped[int] = mapped_column(Integer)
+    total_amount: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class BatchDocument(Base):
+    """One document of a batch, in docs/documents.md's JSON format; `paper` marks one above
+    documents.epayment_limit, which must be paid on paper (flagged, not refused)."""
+
+    __tablename__ = "outer_batch_documents"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("outer_batches.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    paper: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class BatchEvent(Base):
+    """A batch's history: who, in which role, did what, when, with what comment."""
+
+    __tablename__ = "outer_batch_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("outer_batches.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str] = mapped_column(String(1000), default="")

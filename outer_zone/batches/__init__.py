@@ -1,0 +1,8 @@
+"""Batches (批次): documents imported from an agency's JSON or CSV file, checked with the
+inner zone's own validators (tgw_common.documents) and kept as drafts in the outer database.
+docs/documents.md ("Batch files") describes the file formats; docs/api.md the routes."""
+
+from .errors import FieldError, FileUnreadable
+from .store import BatchAuthor, BatchImport, batch_view, import_documents
+
+__all__ = ["BatchAuthor", "BatchImport", "FieldError", "FileUnreadable", "batch_view", "import_documents"]
