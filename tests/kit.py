@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import signal
 import socket
 import stat
+import subprocess
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -205,6 +207,16 @@ def wait_until(pred, timeout: float, what: str, step: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(step)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if the process has not ended within `timeout` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

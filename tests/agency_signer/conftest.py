@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 
-from tests.kit import free_port, wait_until
+from tests.kit import free_port, stop_process, wait_until
 
 SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
 PORTAL = "https://portal.example.gov.tw"
@@ -143,12 +142,7 @@ def start_signer(cards, tmp_path):
 
     yield start
     for process in started:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def pin_of(cards: dict, token: str) -> str:

@@ -9,7 +9,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import yaml
 
 from tests.agency_signer.conftest import SOFTHSM, SignerService
 from tests.e2e.conftest import REPO
-from tests.kit import free_port, wait_until
+from tests.kit import free_port, stop_process, wait_until
 from tgw.appliance.cards import ensure_cards, read_cards, record_cards, signer_command, write_signer_configs
 from tgw.appliance.layout import SIGNER_PORT_OFFSET, Layout
 from tgw_common.config import load_config
@@ -116,9 +115,4 @@ def test_an_officers_signer_config_signs_through_confirmation(layout, kit, tmp_p
         assert done["state"] == "signed", done
         assert base64.b64decode(done["result"])
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
