@@ -31,6 +31,20 @@ def agency_add(config_path: str, code: str, name: str) -> None:
     click.echo(f"added agency {code} {name}")
 
 
+def _change_networks(config_path: str, code: str, cidrs: tuple[str, ...], change, action: str) -> list[str]:
+    """Apply an allow-list change and audit it; returns the networks it changed."""
+    from . import audit
+
+    _, engine = open_engine(config_path)
+    try:
+        changed = account_call(change, engine, code, list(cidrs))
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    who, where = audit.cli_actor()
+    audit.record(engine, action, actor=who, agency=code, ip=where, target=code, networks=changed)
+    return changed
+
+
 @agency.command("allow-ip")
 @config_option()
 @click.argument("code")
@@ -38,16 +52,9 @@ def agency_add(config_path: str, code: str, name: str) -> None:
 @operational
 def agency_allow_ip(config_path: str, code: str, cidrs: tuple[str, ...]) -> None:
     """加入白名單 Add CIDR networks (e.g. 203.0.113.0/24) to an agency's allow-list."""
-    from . import audit
     from .accounts import allow_networks
 
-    _, engine = open_engine(config_path)
-    try:
-        added = account_call(allow_networks, engine, code, list(cidrs))
-    except ValueError as exc:
-        raise UsageProblem(str(exc)) from None
-    who, where = audit.cli_actor()
-    audit.record(engine, "agency_ip_allowed", actor=who, agency=code, ip=where, target=code, networks=added)
+    added = _change_networks(config_path, code, cidrs, allow_networks, "agency_ip_allowed")
     click.echo(f"{code}: allowed {', '.join(added) if added else 'nothing new'}")
 
 
@@ -58,16 +65,9 @@ def agency_allow_ip(config_path: str, code: str, cidrs: tuple[str, ...]) -> None
 @operational
 def agency_remove_ip(config_path: str, code: str, cidrs: tuple[str, ...]) -> None:
     """移出白名單 Remove CIDR networks from an agency's allow-list."""
-    from . import audit
     from .accounts import remove_networks
 
-    _, engine = open_engine(config_path)
-    try:
-        gone = account_call(remove_networks, engine, code, list(cidrs))
-    except ValueError as exc:
-        raise UsageProblem(str(exc)) from None
-    who, where = audit.cli_actor()
-    audit.record(engine, "agency_ip_removed", actor=who, agency=code, ip=where, target=code, networks=gone)
+    gone = _change_networks(config_path, code, cidrs, remove_networks, "agency_ip_removed")
     click.echo(f"{code}: removed {', '.join(gone) if gone else 'nothing (not on the list)'}")
 
 
