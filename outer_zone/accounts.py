@@ -236,18 +236,25 @@ def list_delegations(session: Session, agency: str) -> list[dict]:
 
 
 # --- bearer tokens
+# Who may hold an API token: every officer of the workflow; an administrator manages users
+# in the browser only.
+TOKEN_ROLES = ("preparer", "reviewer", "accountant", "head", "releaser")
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def create_token(engine: Engine, username: str, label: str = "") -> tuple[int, str]:
-    """A new token for a releaser; returns (id, token). The token is not stored anywhere."""
+    """A new token for an officer (any role but a bare admin); returns (id, token). The token
+    is not stored anywhere. It acts as its user with that user's roles at each request."""
     with transaction(engine) as s:
         user = find_user(s, username)
         if not user.active:
             raise AccountError(f"帳號 {username} 已停用 / user {username} is disabled")
-        if "releaser" not in own_roles(s, user.id):
-            raise AccountError(f"權杖只發給放行人 / tokens are for releasers; {username} is not one")
+        if not own_roles(s, user.id) & set(TOKEN_ROLES):
+            raise AccountError(f"權杖只發給承辦、覆核、會計、機關長官與放行人員 / tokens are for officers "
+                               f"({', '.join(TOKEN_ROLES)}); {username} is none of them")
         token = BEARER_PREFIX + secrets.token_urlsafe(32)
         row = ApiToken(user_id=user.id, token_hash=token_hash(token), label=label[:200], created_at=utcnow())
         s.add(row)

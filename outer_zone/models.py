@@ -234,7 +234,8 @@ class Batch(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     agency: Mapped[str] = mapped_column(ForeignKey("outer_agencies.code"), index=True)
     created_by: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), index=True)  # draft
+    # draft | returned | review | accountant | head | releaser | released (who acts next)
+    state: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     document_count: Mapped[int] = mapped_column(Integer)
     total_amount: Mapped[int] = mapped_column(BigInteger)
@@ -266,3 +267,27 @@ class BatchEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     action: Mapped[str] = mapped_column(String(32))
     comment: Mapped[str] = mapped_column(String(1000), default="")
+
+
+class BatchEnvelope(Base):
+    """A submitted batch's TPE/1 layers as they grow: the payload ZIP built at submit (the exact
+    bytes every officer signs), the approval layer, the sealed layer, then the tracking id.
+
+    Discarding the signatures deletes the row; after release the plaintext (payload and approval
+    layer) is purged on outer.batch_plaintext_hours, the sealed layer and the hashes stay."""
+
+    __tablename__ = "outer_batch_envelopes"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("outer_batches.id"), primary_key=True)
+    envelope_id: Mapped[str] = mapped_column(String(128), unique=True)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    document_count: Mapped[int] = mapped_column(Integer)  # electronic documents in the payload
+    total_amount: Mapped[int] = mapped_column(BigInteger)
+    approval: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sealed_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    tracking_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

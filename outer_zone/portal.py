@@ -25,6 +25,7 @@ from tgw_common.web.filemark import files_mark
 from tgw_common.web.ticker import Ticker
 
 from . import models  # noqa: F401 - registers the tables before create_tables
+from .batches import Workflow
 from .diskguard import disk_state
 from .intake import HOP, UploadIntake, outbound_depth
 from .signin import SignIn
@@ -39,6 +40,9 @@ def check_config(config: Config) -> Config:
     config.need("outer", "trust")
     if config.node.zone != "outer":
         raise ConfigError(f"{config.source}: node.zone must be 'outer' for the upload portal, not {config.node.zone!r}")
+    if config.treasury is not None and config.treasury.private_key is not None:
+        raise ConfigError(f"{config.source}: treasury.private_key: the outer zone never holds the envelope key; "
+                          "give it treasury.certificate only (to seal batches for the treasury)")
     cfg = config.outer
     for folder in (cfg.upload_tmp, cfg.outbound):
         folder.mkdir(parents=True, exist_ok=True)
@@ -68,6 +72,7 @@ class Portal:
         self._opener = release_opener(config)
         self.signin = SignIn(self.engine, self.cfg)
         self.intake = UploadIntake(self.engine, self.cfg, self.provenance, self.opener)
+        self.workflow = Workflow(self.engine, config, self.opener, self.intake)
         self.session_id = session_id or uuid.uuid4().hex
         self.started_at = started_at or utcnow()
         self._next_housekeeping = 0.0
@@ -106,6 +111,7 @@ class Portal:
         self.refresh_trust()
         self.intake.sweep()
         self.signin.purge()
+        self.workflow.purge_plaintext()
 
     # --- the worker's background thread
     def start_background(self) -> None:

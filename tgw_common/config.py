@@ -267,6 +267,9 @@ class OuterConfig(WebServerConfig):
     tls_private_key: ExistingFile | None = None
     unsent_after_minutes: PositiveInt = 60
     registration_export_dir: AnyPath = Path("var/outer/certreq")
+    # How long a released batch's plaintext (payload ZIP, approval layer, documents) stays in
+    # the outer database; the sealed envelope, counts, totals and hashes stay (0: at the next sweep).
+    batch_plaintext_hours: Annotated[int, Field(ge=0)] = 24
 
     @model_validator(mode="after")
     def _tls_pair(self) -> OuterConfig:

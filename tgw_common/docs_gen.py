@@ -157,7 +157,7 @@ Examples, one per process, are in [`config/`](../config/).
 | process | example | sections it needs |
 |---|---|---|
 | `tgw envelope open`, `tgw inner run`, `tgw inner process` | `config/inner.yaml` | node, database, trust, treasury, policy, limits, documents, inner |
-| `tgw outer serve` | `config/outer.yaml` | node, database, trust, policy, limits, outer (no treasury key) |
+| `tgw outer serve` | `config/outer.yaml` | node, database, trust, policy, limits, documents, outer, treasury (certificate only: never the key) |
 | `tgw transfer send` / `receive` | `config/transfer-send.yaml`, `config/transfer-receive.yaml` | node, database, transfer_send / transfer_receive |
 | `tgw monitor run` | `config/monitor-outer.yaml`, `config/monitor-inner.yaml` | node, database, monitor |
 | `tgw registry ...` | any of the zone's files | database |

@@ -15,6 +15,7 @@ class Layer(StrEnum):
     """Where a refusal came from, outermost first."""
 
     UPLOAD = "upload"  # the outer zone's HTTP intake, before any CMS parsing
+    BATCH = "batch"  # the outer portal's batches and their routing (draft to release)
     RELEASE = "release"  # layer 1: releaser's SignedData
     SEAL = "seal"  # layer 2: EnvelopedData / AuthEnvelopedData
     APPROVAL = "approval"  # layer 3: accountant's and head's SignedData
@@ -183,6 +184,23 @@ _REASONS: tuple[ReasonInfo, ...] = (
                "(kept in the audit log; the answer reads as UNAUTHENTICATED)",
                (_L.UPLOAD,)),
     ReasonInfo("DISK_FULL", "系統儲存空間不足", "the spool's disk is nearly full; try again later", (_L.UPLOAD,)),
+    ReasonInfo("WRONG_MEDIA_TYPE", "內容類型不符", "the request body's Content-Type is not the one the route takes",
+               (_L.UPLOAD,)),
+    # --- batches in the outer portal (docs/agency-workflow.md)
+    ReasonInfo("BATCH_WRONG_STATE", "批次目前狀態不能進行此操作",
+               "the batch is not at the step this action belongs to (or was released)", (_L.BATCH,)),
+    ReasonInfo("BATCH_ALL_PAPER", "批次全部超過電子支付限額，應以紙本辦理",
+               "every document of the batch is above the electronic-payment limit: nothing to send", (_L.BATCH,)),
+    ReasonInfo("SIGNATURE_WRONG_CONTENT", "簽章內容不是本批次的 payload",
+               "the signed content is not the batch's payload bytes", (_L.BATCH,)),
+    ReasonInfo("SIGNATURE_ONE_SIGNER", "每次只能加入一個簽章",
+               "a signature for a batch step must carry exactly one SignerInfo", (_L.BATCH,)),
+    ReasonInfo("RELEASE_WRONG_CONTENT", "放行簽章內容不是本批次的加密信封",
+               "the release signature does not cover the batch's sealed layer", (_L.BATCH,)),
+    ReasonInfo("RETURN_COMMENT_REQUIRED", "退回須附說明", "a return needs a comment (1 to 1000 characters)",
+               (_L.BATCH,)),
+    ReasonInfo("BATCH_CANNOT_SEAL", "入口網站未設定國庫署加密憑證",
+               "the portal has no treasury.certificate to seal the batch for", (_L.BATCH,)),
 )
 
 REASONS: dict[str, ReasonInfo] = {r.code: r for r in _REASONS}

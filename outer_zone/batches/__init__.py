@@ -3,6 +3,8 @@ inner zone's own validators (tgw_common.documents) and kept as drafts in the out
 docs/documents.md ("Batch files") describes the file formats; docs/api.md the routes."""
 
 from .errors import FieldError, FileUnreadable
-from .store import BatchAuthor, BatchImport, batch_view, import_documents
+from .store import BatchAuthor, BatchImport, batch_documents, batch_view, import_documents, list_batches
+from .workflow import STEP_ROLE, BatchNotFound, Workflow
 
-__all__ = ["BatchAuthor", "BatchImport", "FieldError", "FileUnreadable", "batch_view", "import_documents"]
+__all__ = ["STEP_ROLE", "BatchAuthor", "BatchImport", "BatchNotFound", "FieldError", "FileUnreadable", "Workflow",
+           "batch_documents", "batch_view", "import_documents", "list_batches"]

@@ -1,5 +1,5 @@
-"""The agencies' API: POST /api/v1/envelopes with the envelope as the body, and status look-ups;
-POST /api/v1/batches to import a file of documents as a draft batch (docs/api.md).
+"""The agencies' API: POST /api/v1/envelopes with the envelope as the body, and status look-ups
+(docs/api.md). The batch routes hang on the same blueprint (api_batches.py).
 
 Authentication comes first and reads only the Authorization header: the bearer token of a
 releaser. Then the agency's allow-list and the role. Only after all three is one byte of
@@ -16,16 +16,16 @@ from tgw_common.reasons import Refusal
 
 from .. import audit
 from ..accounts import Principal
-from ..batches import BatchAuthor, FileUnreadable, batch_view, import_documents
 from ..intake import Uploader
 from ..netaccess import ip_allowed
 from ..status import STATES, Search, as_json, search_uploads, upload_status
-from .helpers import TAIPEI, forbidden, portal, refusal_json, refuse
+from .helpers import forbidden, portal, refusal_json, refuse
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def _authenticate(roles: tuple[str, ...] = ("releaser",)) -> Principal:
+def authenticate(roles: tuple[str, ...] = ("releaser",)) -> Principal:
+    """The bearer token's user, from an allowed address, holding one of `roles`."""
     the_portal = portal()
     who = the_portal.signin.bearer(request.headers.get("Authorization"), g.ip)
     g.who = who
@@ -48,7 +48,7 @@ def _refused(refusal: Refusal):
 
 @bp.post("/envelopes")
 def upload():
-    who = _authenticate()
+    who = authenticate()
     uploader = Uploader(who.id, who.username, who.agency, g.ip, "api")
     result = portal().intake.receive(request.stream, content_length=request.content_length, who=uploader)
     response = jsonify(result)
@@ -59,7 +59,7 @@ def upload():
 
 @bp.get("/envelopes/<tracking_id>")
 def envelope(tracking_id: str):
-    who = _authenticate()
+    who = authenticate()
     view = upload_status(portal().engine, who.agency, tracking_id[:64])
     if view is None:
         response = jsonify({"error": "Not Found", "message": f"沒有追蹤編號 {tracking_id[:64]} / no upload "
@@ -71,7 +71,7 @@ def envelope(tracking_id: str):
 
 @bp.get("/envelopes")
 def envelopes():
-    who = _authenticate()
+    who = authenticate()
     args = request.args
     state = args.get("state", "")
     if state and state not in STATES:
@@ -86,47 +86,3 @@ def envelopes():
     rows = search_uploads(portal().engine, who.agency, Search(text=args.get("q", "")[:100], state=state, since=since,
                                                               limit=max(1, min(limit, 500))))
     return jsonify({"uploads": [as_json(r) for r in rows]})
-
-
-# Who may import a batch: the preparer (承辦人) who drafts it, or a releaser, the one role
-# that holds API tokens today (accounts.create_token).
-BATCH_ROLES = ("preparer", "releaser")
-
-
-def _not_found(message: str):
-    response = jsonify({"error": "Not Found", "message": message})
-    response.status_code = 404
-    return response
-
-
-@bp.post("/batches")
-def create_batch():
-    who = _authenticate(BATCH_ROLES)
-    the_portal = portal()
-    limit = the_portal.cfg.max_upload_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise refuse("UPLOAD_TOO_LARGE", f"批次檔案超過 {limit} 位元組 / the batch file is larger than {limit} bytes")
-    data = request.stream.read(limit + 1)
-    if len(data) > limit:
-        raise refuse("UPLOAD_TOO_LARGE", f"批次檔案超過 {limit} 位元組 / the batch file is larger than {limit} bytes")
-    author = BatchAuthor(who.username, who.agency, next(r for r in BATCH_ROLES if who.has(r)))
-    try:
-        result = import_documents(the_portal.engine, data, request.content_type or "", who=author,
-                                  limits=the_portal.config.documents, today=datetime.now(TAIPEI).date())
-    except FileUnreadable as exc:
-        return jsonify({"errors": [exc.as_error().as_dict()]}), 422
-    if result.errors:  # nothing was stored: the batch's own history starts only with a draft
-        return jsonify({"errors": [e.as_dict() for e in result.errors]}), 422
-    response = jsonify({"batch_id": result.batch_id, "state": "draft", "errors": []})
-    response.status_code = 201
-    response.headers["Location"] = f"/api/v1/batches/{result.batch_id}"
-    return response
-
-
-@bp.get("/batches/<int:batch_id>")
-def batch(batch_id: int):
-    who = _authenticate(BATCH_ROLES)
-    view = batch_view(portal().engine, who.agency, batch_id)
-    if view is None:
-        return _not_found(f"沒有批次 {batch_id} / no batch {batch_id} for agency {who.agency}")
-    return jsonify(view)

@@ -57,6 +57,7 @@ def create_app(config: Config, *, portal_obj: Portal | None = None, background: 
     app.extensions["tgw_outer"] = the_portal
     app.context_processor(_page_context)
 
+    from . import api_batches  # noqa: F401 - its routes join the API blueprint
     from .agency_admin import bp as admin_bp
     from .api import bp as api_bp
     from .auth import bp as auth_bp
@@ -73,8 +74,8 @@ def create_app(config: Config, *, portal_obj: Portal | None = None, background: 
 
 
 def _body_limit() -> None:
-    if request.endpoint in ("api.upload",):
-        request.max_content_length = None  # the intake streams with its own limit and answers UPLOAD_TOO_LARGE
+    if request.blueprint == "api":
+        request.max_content_length = None  # each route reads with its own limit and answers UPLOAD_TOO_LARGE
     elif request.endpoint == "portal.upload":
         is_form = request.mimetype == "multipart/form-data"
         request.max_content_length = portal().cfg.max_upload_bytes + 64 * 1024 if is_form else None

@@ -31,9 +31,10 @@ USERS = {
     "a1-rel": (A1, ["releaser"]),
     "a1-acc": (A1, ["accountant"]),
     "a1-prep": (A1, ["preparer"]),
+    "a1-head": (A1, ["head"]),
     "a2-rel": (A2, ["releaser"]),
 }
-TOKEN_USERS = ("a1-rel", "a2-rel")
+TOKEN_USERS = ("a1-rel", "a2-rel", "a1-prep", "a1-acc", "a1-head")
 
 
 def outer_config(folder: Path, pki: Path, db: Path, **outer) -> Path:
@@ -50,6 +51,7 @@ def outer_config(folder: Path, pki: Path, db: Path, **outer) -> Path:
         "database": {"url": f"sqlite:///{db}"},
         "trust": {"anchors": [str(pki / "root.pem")], "intermediates": [str(pki / "gca.pem")],
                   "crl_dir": str(pki / "crl"), "stale_crl": "refuse"},
+        "treasury": {"certificate": str(pki / "treasury" / "envelope.pem")},  # to seal batches; never the key
         "outer": section,
     }
     path = folder / "outer.yaml"

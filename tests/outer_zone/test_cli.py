@@ -81,7 +81,7 @@ def test_token_create_use_and_revoke(tgw, env, client, envelopes):
     assert r.status_code == 401
     tgw("token", "revoke", "--id", str(mine["id"]), code=1)  # nothing live left to revoke
     tgw("token", "revoke", code=2)
-    tgw("token", "create", "--user", "a1-acc", code=1)  # not a releaser
+    tgw("token", "create", "--user", "a1-admin", code=1)  # an administrator only: not an officer
 
 
 def test_registration_approve_writes_the_carry_file(tgw, env, demo_pki):

@@ -151,6 +151,31 @@ class EnvelopeOpener:
                             release_digest=hashlib.sha256(layer.content).hexdigest(),
                             releaser=_summary(check, entry)), layer.content
 
+    # --- one approval signature on its own (the outer portal's batches)
+    def check_approval(self, data: bytes, *, content: bytes, role: str, agency: str,
+                       moment: datetime | None = None) -> SignerSummary:
+        """One approval signature over exactly `content`, judged as the inner zone will judge it
+        (signature, path, CRL, registry, agency, role and delegation window at its signingTime).
+
+        A delegate's registry entry carries the principal's role, so `role` is the step's role.
+        """
+        moment = moment or datetime.now(UTC)
+        layer = read_signed(data, layer=Layer.APPROVAL, digests=self.policy.digest_algorithms,
+                            signatures=self.policy.signature_algorithms, lookup=self._lookup)
+        if len(layer.signers) != 1:
+            raise Refusal("SIGNATURE_ONE_SIGNER", Layer.BATCH,
+                          f"{len(layer.signers)} SignerInfos; send one signature per step")
+        if bytes(layer.content) != content:
+            raise Refusal("SIGNATURE_WRONG_CONTENT", Layer.BATCH,
+                          f"the signed content (SHA-256 {hashlib.sha256(layer.content).hexdigest()[:16]}…) is not "
+                          f"the batch's payload (SHA-256 {hashlib.sha256(content).hexdigest()[:16]}…)")
+        used = self._check_carried(layer.certificates, Layer.APPROVAL)
+        check = layer.signers[0]
+        entry = self._judge(check, layer=Layer.APPROVAL, moment=moment, roles=(role,), agency=agency,
+                            carried=layer.certificates, registered=self.registry.current(), used=used)
+        check_all_used(layer.certificates, used, Layer.APPROVAL)
+        return _summary(check, entry)
+
     # --- every layer
     def open(self, source: bytes | Path, *, moment: datetime | None = None,
              validate_documents: bool = True) -> OpenedEnvelope:

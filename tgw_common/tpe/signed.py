@@ -138,3 +138,36 @@ def add_signature(signed: bytes, cert: x509.Certificate, key: rsa.RSAPrivateKey,
         "signer_infos": sorted_set([*[cms.SignerInfo.load(si.dump()) for si in sd["signer_infos"]], signer_info]),
     })
     return cms.ContentInfo({"content_type": "signed_data", "content": new}).dump()
+
+
+def merge_signatures(approval: bytes | None, incoming: bytes) -> bytes:
+    """The approval layer with `incoming`'s SignerInfos and certificates added.
+
+    Both must encapsulate the same content (the caller has verified `incoming`); the result is
+    what `add_signature` would have made had the new signer signed the layer itself, so a
+    signature made elsewhere (a card, `openssl cms -sign`) joins the layer unchanged.
+    """
+    new_sd = load_content_info(incoming, Layer.APPROVAL, ("signed_data",))["content"]
+    if approval is None:
+        return cms.ContentInfo({"content_type": "signed_data", "content": _normalised(new_sd, new_sd)}).dump()
+    old_sd = load_content_info(approval, Layer.APPROVAL, ("signed_data",))["content"]
+    if old_sd["encap_content_info"]["content"].native != new_sd["encap_content_info"]["content"].native:
+        raise ValueError("the two SignedData layers sign different content")
+    return cms.ContentInfo({"content_type": "signed_data", "content": _normalised(old_sd, new_sd)}).dump()
+
+
+def _normalised(old: cms.SignedData, new: cms.SignedData) -> cms.SignedData:
+    """One SignedData from two over the same content: digests, certificates and signers united."""
+    layers = (old, new) if old is not new else (old,)
+    digests = {a["algorithm"].native for sd in layers for a in sd["digest_algorithms"]}
+    certs = {c.dump(): c for sd in layers for c in (sd["certificates"] or []) if c.name == "certificate"}
+    infos = {si.dump(): si for sd in layers for si in sd["signer_infos"]}
+    # RFC 5652 5.1: v3 as soon as one SignerInfo names its signer by subjectKeyIdentifier.
+    version = "v3" if any(si["version"].native == "v3" for si in infos.values()) else "v1"
+    return cms.SignedData({
+        "version": version,
+        "digest_algorithms": sorted_set([cms.DigestAlgorithm({"algorithm": d}) for d in sorted(digests)]),
+        "encap_content_info": {"content_type": "data", "content": old["encap_content_info"]["content"].native},
+        "certificates": sorted_set([cms.CertificateChoices.load(k) for k in certs]),
+        "signer_infos": sorted_set([cms.SignerInfo.load(k) for k in infos]),
+    })
