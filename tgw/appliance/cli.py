@@ -168,10 +168,11 @@ def _start_and_wait(layout: Layout, folder: Path, portal: str, timeout: float) -
 
 def _print_summary(layout: Layout, folder: Path, portal: str, creds: dict) -> None:
     click.echo("")
-    click.echo(f"上傳入口 portal:        {portal}/login   API: POST {portal}/api/v1/envelopes")
+    click.echo(f"機關入口 portal:        {portal}/login   批次 batches: {portal}/batches   API: {portal}/api/v1/")
     click.echo(f"帳號與權杖 credentials: {layout.credentials_file} (mode 0600)")
     for code, a in creds["agencies"].items():
-        click.echo(f"    {code} {a['name']}: user {a['username']} (password and API token in the file)")
+        users = ", ".join(o["user"] for o in a.get("officers", {}).values()) or a["username"]
+        click.echo(f"    {code} {a['name']}: {users} (passwords and API tokens in the file)")
     if "console" in creds:
         click.echo(f"內網主控台 console:     {creds['console']['url']}/   user {creds['console']['username']} "
                    "(password in the file)")

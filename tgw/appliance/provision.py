@@ -86,20 +86,14 @@ def write_secret(path: Path, data: bytes) -> None:
     write_atomic(path, data, private=True)
 
 
+# The demo officers of each agency, in the order a batch meets them (docs/appliance.md).
+OFFICERS = {"preparer": "承辦人", "accountant": "主辦會計", "head": "機關長官", "releaser": "放行人"}
+
+
 def ensure_accounts(layout: Layout, *, portal_url: str) -> dict[str, Any]:
-    """For each demo agency: the agency, allow-list 127.0.0.1/32, a releaser user and an API token."""
+    """For each demo agency: the agency, allow-list 127.0.0.1/32, and an officer per role
+    (preparer, accountant, head, releaser), each with a password and an API token."""
     from outer_zone import audit
-    from outer_zone.accounts import (
-        AccountError,
-        add_agency,
-        add_user,
-        allow_networks,
-        create_token,
-        find_user,
-        generate_password,
-        revoke_tokens,
-        set_password,
-    )
 
     config = load_config(layout.outer_config)
     engine = make_engine(config.database.url)
@@ -107,43 +101,81 @@ def ensure_accounts(layout: Layout, *, portal_url: str) -> dict[str, Any]:
     creds.setdefault("agencies", {})
     creds["portal"] = portal_url
     who, where = audit.cli_actor()
-    actor = f"{who}(tgw up)"
+    actor = (f"{who}(tgw up)", where)
     for code, name in agency_names(layout).items():
-        if code in creds["agencies"]:
-            continue
-        try:
-            add_agency(engine, code, name)
-            audit.record(engine, "agency_added", actor=actor, agency=code, ip=where, target=code, name=name)
-        except AccountError:
-            pass  # added by an earlier, interrupted run
-        added = allow_networks(engine, code, [LOOPBACK])
-        if added:
-            audit.record(engine, "agency_ip_allowed", actor=actor, agency=code, ip=where, target=code, networks=added)
-        username = f"{code.lower()}-releaser"
-        password = generate_password()
-        with transaction(engine) as s:
-            try:
-                user = find_user(s, username)
-                # An earlier run created the user but its password never reached the file.
-                set_password(s, user, password, must_change=False, min_length=len(password))
-                audit.record(s, "cli_password_set", actor=actor, agency=code, ip=where, target=username)
-            except AccountError:
-                add_user(s, agency=code, username=username, roles=["releaser"], password=password,
-                         display_name=f"{name} 放行人", must_change=False, min_length=len(password))
-                audit.record(s, "cli_user_added", actor=actor, agency=code, ip=where, target=username,
-                             roles=["releaser"])
-        stale = revoke_tokens(engine, username=username)
-        if stale:
-            audit.record(engine, "token_revoked", actor=actor, ip=where, target=username, tokens=stale)
-        token_id, token = create_token(engine, username, "tgw up (appliance demo)")
-        audit.record(engine, "token_created", actor=actor, ip=where, target=username, token_id=token_id,
-                     label="tgw up (appliance demo)")
-        creds["agencies"][code] = {"name": name, "username": username, "password": password, "token": token,
-                                   "token_id": token_id, "allow": [LOOPBACK]}
-        write_secret(layout.credentials_file, (json.dumps(creds, ensure_ascii=False, indent=2) + "\n").encode())
-    if not layout.credentials_file.exists() or read_credentials(layout).get("portal") != portal_url:
-        write_secret(layout.credentials_file, (json.dumps(creds, ensure_ascii=False, indent=2) + "\n").encode())
+        entry = creds["agencies"].get(code)
+        if entry is None:
+            _ensure_agency(engine, code, name, actor)
+            entry = creds["agencies"][code] = {"name": name, "allow": [LOOPBACK]}
+        officers = entry.setdefault("officers", {})
+        if "releaser" not in officers and "username" in entry:  # an appliance made before officers existed
+            officers["releaser"] = {"user": entry["username"], "password": entry["password"],
+                                    "token": entry["token"], "token_id": entry["token_id"]}
+        for role, title in OFFICERS.items():
+            if role not in officers:
+                officers[role] = _ensure_officer(engine, code, f"{name} {title}", role, actor)
+                _write_credentials(layout, creds)
+        releaser = officers["releaser"]  # the agency's own keys name the releaser, as before
+        entry.update(username=releaser["user"], password=releaser["password"], token=releaser["token"],
+                     token_id=releaser["token_id"])
+    _write_credentials(layout, creds)
     return creds
+
+
+def _write_credentials(layout: Layout, creds: dict[str, Any]) -> None:
+    data = (json.dumps(creds, ensure_ascii=False, indent=2) + "\n").encode()
+    if not layout.credentials_file.exists() or layout.credentials_file.read_bytes() != data:
+        write_secret(layout.credentials_file, data)
+
+
+def _ensure_agency(engine, code: str, name: str, actor: tuple[str, str]) -> None:
+    from outer_zone import audit
+    from outer_zone.accounts import AccountError, add_agency, allow_networks
+
+    who, where = actor
+    try:
+        add_agency(engine, code, name)
+        audit.record(engine, "agency_added", actor=who, agency=code, ip=where, target=code, name=name)
+    except AccountError:
+        pass  # added by an earlier, interrupted run
+    added = allow_networks(engine, code, [LOOPBACK])
+    if added:
+        audit.record(engine, "agency_ip_allowed", actor=who, agency=code, ip=where, target=code, networks=added)
+
+
+def _ensure_officer(engine, code: str, display: str, role: str, actor: tuple[str, str]) -> dict[str, Any]:
+    """The officer's user with a new password and a new token (older tokens revoked: nobody knows them)."""
+    from outer_zone import audit
+    from outer_zone.accounts import (
+        AccountError,
+        add_user,
+        create_token,
+        find_user,
+        generate_password,
+        revoke_tokens,
+        set_password,
+    )
+
+    who, where = actor
+    username = f"{code.lower()}-{role}"
+    password = generate_password()
+    with transaction(engine) as s:
+        try:
+            user = find_user(s, username)
+            # An earlier run created the user but its password never reached the file.
+            set_password(s, user, password, must_change=False, min_length=len(password))
+            audit.record(s, "cli_password_set", actor=who, agency=code, ip=where, target=username)
+        except AccountError:
+            add_user(s, agency=code, username=username, roles=[role], password=password, display_name=display,
+                     must_change=False, min_length=len(password))
+            audit.record(s, "cli_user_added", actor=who, agency=code, ip=where, target=username, roles=[role])
+    stale = revoke_tokens(engine, username=username)
+    if stale:
+        audit.record(engine, "token_revoked", actor=who, ip=where, target=username, tokens=stale)
+    token_id, token = create_token(engine, username, "tgw up (appliance demo)")
+    audit.record(engine, "token_created", actor=who, ip=where, target=username, token_id=token_id,
+                 label="tgw up (appliance demo)")
+    return {"user": username, "password": password, "token": token, "token_id": token_id}
 
 
 def ensure_console_account(layout: Layout, *, console_url: str) -> dict[str, Any]:
