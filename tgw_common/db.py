@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -87,9 +87,39 @@ def dispose_engines() -> None:
     _engines.clear()
 
 
-def create_tables(engine: Engine) -> None:
-    """Create whatever tables of the imported models are missing."""
-    Base.metadata.create_all(engine)
+def create_tables(engine: Engine, metadata: MetaData | None = None) -> None:
+    """Create whatever tables of the imported models are missing, and add the nullable
+    columns a newer release gave an existing table.
+
+    The zones without Alembic revisions (the outer zone, the shared tables) grow only by
+    new tables and new nullable columns, so this is their whole migration; anything else
+    (a type change, a new NOT NULL column) needs a revision like the inner zone's.
+    """
+    metadata = metadata if metadata is not None else Base.metadata
+    metadata.create_all(engine)
+    _add_nullable_columns(engine, metadata)
+
+
+def _add_nullable_columns(engine: Engine, metadata: MetaData) -> None:
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+    from sqlalchemy import inspect
+
+    present = inspect(engine)
+    missing = []
+    for table in metadata.sorted_tables:
+        if not present.has_table(table.name):
+            continue
+        have = {c["name"] for c in present.get_columns(table.name)}
+        missing += [(table.name, c) for c in table.columns if c.name not in have]
+    if not missing:
+        return
+    with engine.begin() as conn:
+        ops = Operations(MigrationContext.configure(conn))
+        for table_name, column in missing:
+            if not column.nullable or column.primary_key:
+                raise RuntimeError(f"{table_name}.{column.name} is missing and NOT NULL: it needs a migration")
+            ops.add_column(table_name, column._copy())
 
 
 @contextmanager
