@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tgw_common.config import DocumentsConfig
-from tgw_common.documents import KINDS, CheckFailed, ValidDocument, parse_amount, schema, validate_documents
+from tgw_common.documents import KINDS, ValidDocument, parse_amount, schema, validate_documents
 from tgw_common.documents.checks import mask_ids_in
 from tgw_common.reasons import Refusal
 
@@ -76,17 +76,8 @@ def _schema_errors(index: int, doc: Any, bank_file: str | None) -> list[FieldErr
     if kind not in KINDS:
         return [FieldError(index, "$.kind", "UNKNOWN_DOCUMENT_KIND",
                            f"不認得的文件種類 / unknown kind {str(kind)[:40]!r}; one of {', '.join(KINDS)}")]
-    finding = schema.first_problem(kind, doc, bank_file)
-    if finding is None:
-        return []
-    if finding.code is None:
-        return [FieldError(index, finding.path, "DOCUMENT_INVALID", _titled(kind, finding.path, finding.message))]
-    errors = []
-    for err in schema.validator(kind, bank_file).iter_errors(doc):
-        if err.validator == "format" and isinstance(err.cause, CheckFailed):
-            errors.append(FieldError(index, err.json_path, err.cause.code,
-                                     _titled(kind, err.json_path, err.cause.message)))
-    return errors
+    return [FieldError(index, f.path, f.code or "DOCUMENT_INVALID", _titled(kind, f.path, f.message))
+            for f in schema.all_problems(kind, doc, bank_file)]
 
 
 def _titled(kind: str, path: str, message: str) -> str:

@@ -182,3 +182,19 @@ def test_unknown_kind_and_unreadable_json(env, client):
     r = _post(client, env, b'{"not": "an array"}', "application/json")
     assert r.status_code == 422 and r.get_json()["errors"][0]["document"] is None
     assert _stored(env) == (0, 0, 0)
+
+
+def test_every_problem_of_a_document_is_reported_at_once(env, client):
+    """A form shows each error at its field: a missing field, a bad ID check digit and a bad
+    bank code in one document are three errors, not one per attempt."""
+    doc = _demo(1, seed=3, kinds=["payment_voucher"])[0]
+    del doc["budget_account"]
+    payee_id = doc["payees"][0]["id_number"]
+    doc["payees"][0]["id_number"] = payee_id[:-1] + str((int(payee_id[-1]) + 1) % 10)
+    doc["payees"][1]["bank_code"] = "9999999"
+    r = _post(client, env, json.dumps([doc], ensure_ascii=False).encode(), "application/json")
+    assert r.status_code == 422
+    found = {(e["field"], e["code"]) for e in r.get_json()["errors"]}
+    assert {("$.budget_account", "DOCUMENT_INVALID"), ("$.payees[0].id_number", "BAD_NATIONAL_ID"),
+            ("$.payees[1].bank_code", "BAD_BANK_CODE")} <= found
+    assert _stored(env) == (0, 0, 0)

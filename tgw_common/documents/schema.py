@@ -316,6 +316,24 @@ def first_problem(name: str, instance: object, bank_codes_file: str | None = Non
     return Finding(cause.code, err.json_path, cause.message)
 
 
+def all_problems(name: str, instance: object, bank_codes_file: str | None = None, *,
+                 limit: int = 100) -> list[Finding]:
+    """Every problem of `instance`, structural and rule findings alike, in the validator's order
+    (at most `limit`, each path and code once): for entry forms, which show each at its field.
+    The inner zone reports one problem per document (first_problem); a preparer fixing a form
+    wants them all at once."""
+    if _fast_accepts(name, instance, bank_codes_file):
+        return []
+    found: dict[tuple[str, str | None], Finding] = {}
+    for err in validator(name, bank_codes_file).iter_errors(instance):
+        cause = _rule_failure(err)
+        finding = Finding(cause.code, err.json_path, cause.message) if cause else _structural(err)
+        found.setdefault((finding.path, finding.code), finding)
+        if len(found) >= limit:
+            break
+    return list(found.values())
+
+
 def _structural(err: ValidationError) -> Finding:
     if err.validator in ("anyOf", "oneOf") and not _is_amount_schema(err.schema):
         err = best_match([err])  # the most relevant error inside the alternatives
