@@ -1,4 +1,4 @@
-"""`tgw outer token`: releasers' API bearer tokens."""
+"""`tgw outer token`: officers' API bearer tokens."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from .cli_common import Refused, account_call, open_engine
 
 @click.group("token")
 def token() -> None:
-    """API 存取權杖 Bearer tokens of releasers for POST /api/v1/envelopes."""
+    """API 存取權杖 Bearer tokens of officers for the agencies' API (/api/v1)."""
 
 
 @token.command("create")
 @config_option()
-@click.option("--user", "username", required=True, help="A releaser's username.")
+@click.option("--user", "username", required=True, help="An officer's username (preparer, reviewer, accountant, head or releaser).")
 @click.option("--label", default="", help="What the token is for (e.g. the agency's system).")
 @operational
 def token_create(config_path: str, username: str, label: str) -> None:
