@@ -7,10 +7,13 @@ import binascii
 import logging
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from flask import Flask, Response, abort, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from tgw_common.config import SignerConfig
+from tgw_common.pki.certs import der, fingerprint
 from tgw_common.pki.pkcs11key import Card, CardError, PinRefused
 from tgw_common.web import headers
 
@@ -112,6 +115,15 @@ def _api(app: Flask, service: Service) -> None:
             return _error(404, "NO_SUCH_REQUEST", "no such request (or it was forgotten)")
         return jsonify(_status(pending))
 
+    @app.get("/v1/certificate")
+    def card_certificate():
+        # No PIN: the certificate is a public object on the token, and registering it signs nothing.
+        try:
+            cert = service.card.certificate()
+        except CardError as exc:
+            return _error(503, "CARD_ERROR", str(exc))
+        return jsonify(_certificate(cert, service.card))
+
 
 def _page(app: Flask, service: Service) -> None:
     @app.get("/confirm/<request_id>")
@@ -176,6 +188,18 @@ def _status(pending: Request) -> dict:
         answer["result"] = base64.b64encode(pending.result).decode()
         answer["signer"] = pending.signer_subject
     return answer
+
+
+def _certificate(cert: x509.Certificate, card: Card) -> dict:
+    return {
+        "token": card.token_label,
+        "pem": cert.public_bytes(serialization.Encoding.PEM).decode(),
+        "der": base64.b64encode(der(cert)).decode(),
+        "subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
+        "serial": format(cert.serial_number, "x"),
+        "not_before": cert.not_valid_before_utc.isoformat(), "not_after": cert.not_valid_after_utc.isoformat(),
+        "sha256": fingerprint(cert),
+    }
 
 
 def _error(status: int, code: str, message: str):

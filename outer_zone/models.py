@@ -200,6 +200,8 @@ class CertRequest(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     note: Mapped[str | None] = mapped_column(String(512))
     export_path: Mapped[str | None] = mapped_column(String(1024))
+    # 更換註冊: the fingerprint of the registered certificate this one replaces for the role.
+    replaces: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditEntry(Base):

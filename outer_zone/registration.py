@@ -1,10 +1,13 @@
 """Certificate registration requests (憑證註冊).
 
-An agency administrator uploads a certificate for a role on the web; it is checked (parses,
-valid now, chains to the trust anchors, not revoked, right key usage) and waits. Treasury
-staff approve it with the CLI, which registers it in the outer signer registry and writes
-`<id>.certreq.json` into outer.registration_export_dir: the file an operator carries to the
-inner zone, where `tgw registry add` registers the same certificate (docs/outer.md).
+An agency administrator (any role) or an officer (their own role) gives a certificate on the
+web, as a file or read from the officer's IC card through the local signing service, either
+as a new registration or as 更換註冊 (noting which registered certificate of the role it
+replaces); it is checked (parses, valid now, chains to the trust anchors, not revoked, right
+key usage) and waits. Treasury staff approve it with the CLI, which registers it in the outer
+signer registry and writes `<id>.certreq.json` into outer.registration_export_dir: the file an
+operator carries to the inner zone, where `tgw registry add` registers the same certificate
+(docs/outer.md).
 """
 
 from __future__ import annotations
@@ -48,9 +51,28 @@ def parse_certificate(data: bytes) -> x509.Certificate:
         raise RegistrationError("不是 PEM 或 DER 格式的 X.509 憑證 / not an X.509 certificate in PEM or DER") from None
 
 
+def replaced_certificate(engine: Engine, *, agency: str, role: str, delegate: bool, chosen: str | None) -> str | None:
+    """更換註冊: the fingerprint of the live registration of the agency's role the new one replaces.
+
+    `chosen` names it; without it, the role's only live registration, or None when it has none.
+    """
+    live = {s.fingerprint for s in SignerRegistry(engine).list(agency=agency, role=role, include_revoked=False)
+            if s.delegate == delegate}
+    if chosen:
+        if chosen.strip().lower() not in live:
+            raise RegistrationError("要更換的憑證不是此角色已註冊的憑證 / the certificate to replace is not one "
+                                    "registered for this role")
+        return chosen.strip().lower()
+    if len(live) > 1:
+        raise RegistrationError("此角色有多張已註冊憑證，請選擇要更換哪一張 / the role has several registered "
+                                "certificates: choose the one this replaces")
+    return next(iter(live), None)
+
+
 def submit(engine: Engine, trust: TrustStore, *, agency: str, role: str, cert_data: bytes, requested_by: str,
            ip: str, delegate: bool = False, window_from: datetime | None = None,
-           window_until: datetime | None = None) -> CertRequest:
+           window_until: datetime | None = None, replacing: bool = False, replaces: str | None = None,
+           via: str = "file") -> CertRequest:
     if role not in SIGNER_ROLES:
         raise RegistrationError(f"角色須為 {', '.join(SIGNER_ROLES)} / role must be one of {', '.join(SIGNER_ROLES)}")
     if delegate and role == "releaser":
@@ -70,17 +92,20 @@ def submit(engine: Engine, trust: TrustStore, *, agency: str, role: str, cert_da
     fp = fingerprint(cert)
     if SignerRegistry(engine).get(fp) is not None:
         raise RegistrationError("此憑證已註冊 / this certificate is already registered")
+    replaces = replaced_certificate(engine, agency=agency, role=role, delegate=delegate,
+                                    chosen=replaces) if replacing else None
     with transaction(engine) as s:
         if s.scalar(select(CertRequest.id).where(CertRequest.fingerprint == fp, CertRequest.status == "pending")):
             raise RegistrationError("此憑證已有待審核的申請 / a request for this certificate is already pending")
         row = CertRequest(agency=agency, role=role, delegate=delegate, window_from=window_from,
                           window_until=window_until, fingerprint=fp, subject=cert.subject.rfc4514_string()[:512],
                           issuer=cert.issuer.rfc4514_string()[:512], not_after=cert.not_valid_after_utc,
-                          certificate=der(cert), requested_by=requested_by, requested_at=now, status="pending")
+                          certificate=der(cert), requested_by=requested_by, requested_at=now, status="pending",
+                          replaces=replaces)
         s.add(row)
         s.flush()
         audit.record(s, "cert_request_submitted", actor=requested_by, agency=agency, ip=ip, target=str(row.id),
-                     fingerprint=fp, role=role, delegate=delegate)
+                     fingerprint=fp, role=role, delegate=delegate, replaces=replaces, via=via)
         return row
 
 
@@ -93,7 +118,7 @@ def describe(row: CertRequest) -> dict[str, Any]:
             "fingerprint": row.fingerprint, "subject": row.subject, "issuer": row.issuer,
             "not_after": iso(row.not_after), "requested_by": row.requested_by, "requested_at": iso(row.requested_at),
             "status": row.status, "decided_by": row.decided_by, "decided_at": iso(row.decided_at), "note": row.note,
-            "export_path": row.export_path}
+            "export_path": row.export_path, "replaces": row.replaces}
 
 
 def list_requests(engine: Engine, *, status: str | None = "pending", agency: str | None = None) -> list[dict]:
@@ -126,6 +151,7 @@ def export_document(row: CertRequest, cert: x509.Certificate, *, approved_by: st
         "issuer": row.issuer, "not_after": row.not_after.isoformat(),
         "requested_by": row.requested_by, "requested_at": row.requested_at.isoformat(),
         "approved_by": approved_by, "approved_at": approved_at.isoformat(),
+        "replaces_fingerprint_sha256": row.replaces,
         "certificate_pem": cert.public_bytes(serialization.Encoding.PEM).decode(),
     }
 

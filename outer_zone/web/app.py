@@ -79,7 +79,7 @@ def _body_limit() -> None:
     elif request.endpoint == "portal.upload":
         is_form = request.mimetype == "multipart/form-data"
         request.max_content_length = portal().cfg.max_upload_bytes + 64 * 1024 if is_form else None
-    elif request.endpoint == "portal.certificates":
+    elif request.endpoint == "portal.certificates_post":
         request.max_content_length = CERT_FORM_BYTES
 
 

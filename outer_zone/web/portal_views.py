@@ -8,11 +8,15 @@ from datetime import UTC, date, datetime, timedelta
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
 from tgw_common.reasons import Refusal
+from tgw_common.registry import ROLES as SIGNER_ROLES
+from tgw_common.web import headers
 
+from .. import audit
+from ..accounts import Principal
 from ..intake import Uploader
 from ..registration import RegistrationError, list_requests, submit
 from ..status import STATES, Search, failed_transmissions, registered_certificates, search_uploads
-from .helpers import TAIPEI, portal, refusal_json, require, status_of, who
+from .helpers import TAIPEI, forbidden, portal, refusal_json, refusal_page, refuse, require, status_of, wants_json, who
 
 bp = Blueprint("portal", __name__)
 
@@ -86,12 +90,25 @@ def failed():
     return render_template("failed.html", rows=rows, args=args, minutes=minutes, since=since)
 
 
+# The card part of /certificates fetches the certificate from the officer's own signing
+# service, which listens on 127.0.0.1 only (any port: the officer may change it).
+CARD_CSP = headers.CSP.replace("connect-src 'self'", "connect-src 'self' http://127.0.0.1:*")
+
+
+def registrable_roles(me: Principal) -> list[str]:
+    """The agency administrator registers for any signing role; an officer for their own role
+    (or one delegated to them right now) only."""
+    return list(SIGNER_ROLES) if me.has("admin") else [r for r in SIGNER_ROLES if me.has(r)]
+
+
 def _certificates_page(error: str | None = None, status_code: int = 200):
     the_portal = portal()
-    agency = who().agency
-    certs = registered_certificates(the_portal.engine, agency, the_portal.cfg.cert_expiry_warning_days)
-    requests_ = list_requests(the_portal.engine, status=None, agency=agency)
-    return render_template("certificates.html", certs=certs, requests=requests_, error=error), status_code
+    me = who()
+    certs = registered_certificates(the_portal.engine, me.agency, the_portal.cfg.cert_expiry_warning_days)
+    requests_ = list_requests(the_portal.engine, status=None, agency=me.agency)
+    page = render_template("certificates.html", certs=certs, requests=requests_, error=error,
+                           roles=registrable_roles(me), form=request.form if error else {})
+    return page, status_code, {"Content-Security-Policy": CARD_CSP}
 
 
 @bp.get("/certificates")
@@ -109,20 +126,46 @@ def _local_datetime(text: str | None) -> datetime | None:
     return (value if value.tzinfo else value.replace(tzinfo=TAIPEI)).astimezone(UTC)
 
 
+def _given_certificate() -> tuple[bytes, str]:
+    """The certificate and where it came from: the PEM the page read from the officer's card, or a file."""
+    pem = request.form.get("certificate_pem", "").strip()
+    part = request.files.get("certificate")
+    data = part.read(256 * 1024) if part is not None and part.filename else b""
+    if pem and data:
+        raise RegistrationError("請擇一：晶片卡或憑證檔 / give the card's certificate or a file, not both")
+    return (pem.encode(), "card") if pem else (data, "file")
+
+
+def _refuse_registration(role: str):
+    me = who()
+    audit.record(portal().engine, "forbidden", actor=me.username, agency=me.agency, ip=g.ip, outcome="refused",
+                 reason="FORBIDDEN", target=request.path, role=role[:16])
+    if not registrable_roles(me):
+        refusal = forbidden("申請憑證註冊", "request certificate registrations")
+    else:
+        refusal = refuse("FORBIDDEN", f"您只能為自己的角色申請憑證註冊 / you may request registrations for your own "
+                                      f"role only ({', '.join(registrable_roles(me))})")
+    return refusal_json(refusal) if wants_json() else refusal_page(refusal)
+
+
 @bp.post("/certificates")
-@require("admin", "申請憑證註冊", "request certificate registrations")
 def certificates_post():
     me = who()
     form = request.form
-    part = request.files.get("certificate")
+    role = form.get("role", "")
+    allowed = registrable_roles(me)
+    if not allowed or (role in SIGNER_ROLES and role not in allowed):
+        return _refuse_registration(role)
     try:
-        data = part.read(256 * 1024) if part is not None else b""
-        row = submit(portal().engine, portal().opener().trust, agency=me.agency, role=form.get("role", ""),
-                     cert_data=data, requested_by=me.username, ip=g.ip, delegate=form.get("delegate") == "on",
+        data, via = _given_certificate()
+        row = submit(portal().engine, portal().opener().trust, agency=me.agency, role=role, cert_data=data,
+                     requested_by=me.username, ip=g.ip, delegate=form.get("delegate") == "on",
                      window_from=_local_datetime(form.get("window_from")),
-                     window_until=_local_datetime(form.get("window_until")))
+                     window_until=_local_datetime(form.get("window_until")),
+                     replacing=form.get("kind") == "replace", replaces=form.get("replaces") or None, via=via)
     except RegistrationError as exc:
         return _certificates_page(str(exc), 400)
-    flash(f"已送出註冊申請 #{row.id}，待國庫署審核 / registration request #{row.id} sent for the treasury's "
+    kind = "更換註冊" if row.replaces else "註冊"
+    flash(f"已送出{kind}申請 #{row.id}，待國庫署審核 / registration request #{row.id} sent for the treasury's "
           "approval", "ok")
     return redirect(url_for("portal.certificates"))

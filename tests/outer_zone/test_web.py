@@ -355,9 +355,9 @@ def test_certificate_registration_request(env, client, demo_pki, kit):
                                                "certificate": (io.BytesIO(data), "c.pem")},
                         content_type="multipart/form-data")
         assert r.status_code == 400 and expect in r.get_data(as_text=True), expect
-    # Only the agency administrator may ask.
+    # Only the agency administrator or the role's own officer may ask (tests/outer_zone/test_card_registration.py).
     other = client.application.test_client()
-    web_login(other, "a1-rel")
+    web_login(other, "a1-prep")
     r = other.post("/certificates", data={"csrf_token": _csrf(other, "/certificates"), "role": "releaser",
                                           "certificate": (io.BytesIO(pem), "rel.pem")},
                    content_type="multipart/form-data")

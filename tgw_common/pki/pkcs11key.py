@@ -4,6 +4,8 @@
 config or an RFC 7512 URI); `Card.session(pin)` logs in once and yields a `CardKey`, which
 `tgw_common.tpe.sign_new` / `add_signature` take in place of a software key: its `sign()`
 runs CKM_SHA256_RSA_PKCS on the token, so the private key never leaves it.
+`Card.certificate()` reads the key's certificate without a PIN (a public session): what the
+portal registers.
 
 A wrong PIN is reported (PinRefused, naming the token) and never tried again here: a real
 card locks after a few wrong PINs, so only the officer decides to type it again.
@@ -97,6 +99,39 @@ class Card:
         except pkcs11.PKCS11Error as exc:
             raise CardError(f"{self.describe()}: {type(exc).__name__} {exc}".rstrip()) from None
 
+    def certificate(self) -> x509.Certificate:
+        """The key's certificate, read in a public session: no PIN, since certificates are public
+        objects on a token (the portal asks for it to register the card, `GET /v1/certificate`)."""
+        import pkcs11
+
+        token = self._token()
+        try:
+            with token.open() as session:
+                return self._public_certificate(session)
+        except pkcs11.PKCS11Error as exc:
+            raise CardError(f"{self.describe()}: {type(exc).__name__} {exc}".rstrip()) from None
+
+    def _public_certificate(self, session) -> x509.Certificate:
+        from pkcs11 import Attribute, ObjectClass
+
+        found = self._search(session, ObjectClass.CERTIFICATE)
+        if not found and self.key_label is not None and self.key_id is None:
+            # Cards may label the certificate unlike the key; the public key has the key's label and CKA_ID.
+            for public in self._search(session, ObjectClass.PUBLIC_KEY):
+                found += session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE,
+                                              Attribute.ID: public[Attribute.ID]})
+        try:
+            certs = {bytes(o[Attribute.VALUE]): None for o in found}
+            parsed = [x509.load_der_x509_certificate(value) for value in certs]
+        except ValueError:
+            raise CardError(f"{self.describe()}: a certificate on the token is not X.509 DER") from None
+        # CA certificates a card carries beside the officer's own are not the officer's.
+        own = [c for c in parsed if not _is_ca(c)]
+        if len(own) != 1:
+            raise CardError(f"{self.describe()}: {len(own)} end-entity certificates match, exactly one is needed "
+                            f"(set the key label or CKA_ID)")
+        return own[0]
+
     def _token(self):
         import pkcs11
 
@@ -186,6 +221,13 @@ class CardKey:
             raise UnsupportedMechanism(f"token {self.token_label!r} signs with CKM_SHA256_RSA_PKCS only "
                                        f"(asked for {type(pad).__name__} with {algorithm.name})")
         return self._key.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS)
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
 
 
 def _uri_attributes(text: str, separator: str) -> dict[str, str]:
