@@ -74,7 +74,9 @@ def create_app(config: Config, *, portal_obj: Portal | None = None, background: 
 
 
 def _body_limit() -> None:
-    if request.blueprint == "api":
+    if request.endpoint == "api.return_batch":
+        request.max_content_length = FORM_BYTES  # a JSON comment, parsed by Flask: small
+    elif request.blueprint == "api":
         request.max_content_length = None  # each route reads with its own limit and answers UPLOAD_TOO_LARGE
     elif request.endpoint == "portal.upload":
         is_form = request.mimetype == "multipart/form-data"

@@ -237,3 +237,17 @@ def test_release_of_other_bytes_is_refused(api, kit, envelopes):
     by_head = api.post(batch_id, "release", "a1-rel", sign_new(sealed, *kit.pair(A1, "head")), CMS)
     assert (by_head.status_code, _reason(by_head)) == (422, "SIGNER_WRONG_ROLE")
     assert api.state(batch_id) == "releaser"
+
+
+def test_an_id_past_any_row_is_not_found(api):
+    """A batch id beyond a 64-bit key cannot exist: 404, never an overflow in the database driver."""
+    for batch_id in (2**63 - 1, 2**63, 10**30):
+        assert api.view(batch_id).status_code == 404
+        assert api.post(batch_id, "submit", "a1-prep").status_code == 404
+
+
+def test_a_return_comment_body_is_small(api):
+    batch_id = api.submitted()
+    r = api.post(batch_id, "return", "a1-acc", json_={"comment": "x" * (300 * 1024)})
+    assert r.status_code == 413
+    assert api.state(batch_id) == "accountant"

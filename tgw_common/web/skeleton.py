@@ -26,6 +26,7 @@ from tgw_common.config import WebServerConfig
 
 from . import headers, requestlog
 from .cookies import session_settings
+from .ids import DatabaseId
 from .redirects import forced_password_change
 from .stalled import answer_stalled_bodies
 
@@ -78,6 +79,7 @@ def web_app(import_name: str, cfg: WebServerConfig, *, cookie: str, gate: Gate, 
     template filters and the request hooks. `limit_body()` may raise the body limit of the
     request's endpoint. Register the blueprints next, then call `finish_app`."""
     app = Flask(import_name, static_folder="static", template_folder="templates")
+    app.url_map.converters["int"] = DatabaseId  # before any blueprint's rules are bound
     app.json.ensure_ascii = False
     app.config.update(**session_settings(cfg, cookie), **limits)
     app.jinja_env.filters.update(filters)
