@@ -31,7 +31,7 @@ log = logging.getLogger("outer_zone.access")
 # The portal is on the internet: HSTS always (the console's depends on its cookie setting).
 HSTS = {"Strict-Transport-Security": "max-age=31536000; includeSubDomains"}
 # Reachable without a session. Everything else needs one (the API authenticates per request).
-PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.login_post"}
+PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.login_post", "openapi.openapi_json"}
 FORM_BYTES = 256 * 1024  # any form but the upload: small
 CERT_FORM_BYTES = 192 * 1024
 
@@ -61,9 +61,10 @@ def create_app(config: Config, *, portal_obj: Portal | None = None, background: 
     from .agency_admin import bp as admin_bp
     from .api import bp as api_bp
     from .auth import bp as auth_bp
+    from .openapi import bp as openapi_bp
     from .portal_views import bp as portal_bp
 
-    for bp in (auth_bp, portal_bp, admin_bp, api_bp):
+    for bp in (auth_bp, portal_bp, admin_bp, api_bp, openapi_bp):
         app.register_blueprint(bp)
     # The API takes bearer tokens, never cookies: nothing for a forged request to ride on.
     finish_app(app, PAGES, log, csrf_exempt=(api_bp,))
