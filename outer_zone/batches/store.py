@@ -28,6 +28,7 @@ class BatchAuthor:
     username: str
     agency: str
     role: str  # the role the history records for the import
+    action: str = "imported"  # or "entered": typed into the portal's form
 
 
 @dataclass
@@ -88,7 +89,7 @@ def _store(engine: Engine, who: BatchAuthor, passed: list[Checked]) -> int:
         s.add(batch)
         s.flush()
         add_documents(s, batch, passed)
-        s.add(BatchEvent(batch_id=batch.id, actor=who.username, role=who.role, at=now, action="imported",
+        s.add(BatchEvent(batch_id=batch.id, actor=who.username, role=who.role, at=now, action=who.action,
                          comment=f"{len(passed)} documents"))
         return batch.id
 

@@ -115,6 +115,8 @@ class Workflow:
         """New documents for a batch not yet released: back to draft, signatures discarded.
         With errors nothing changes (the errors are the answer)."""
         _must_hold(actor, PREPARERS, ("修改批次", "change a batch"))
+        with self._batch(actor, batch_id) as (_s, batch, _env):  # another agency's batch: 404 before any check
+            _must_be_at(batch, EDITABLE, ("修改", "change it"))
         passed, errors = read_documents(data, content_type, agency=actor.agency, limits=self.config.documents,
                                         today=today)
         if errors:

@@ -61,10 +61,11 @@ def create_app(config: Config, *, portal_obj: Portal | None = None, background: 
     from .agency_admin import bp as admin_bp
     from .api import bp as api_bp
     from .auth import bp as auth_bp
+    from .batch_views import bp as batches_bp
     from .openapi import bp as openapi_bp
     from .portal_views import bp as portal_bp
 
-    for bp in (auth_bp, portal_bp, admin_bp, api_bp, openapi_bp):
+    for bp in (auth_bp, portal_bp, batches_bp, admin_bp, api_bp, openapi_bp):
         app.register_blueprint(bp)
     # The API takes bearer tokens, never cookies: nothing for a forged request to ride on.
     finish_app(app, PAGES, log, csrf_exempt=(api_bp,))

@@ -251,3 +251,11 @@ def test_a_return_comment_body_is_small(api):
     r = api.post(batch_id, "return", "a1-acc", json_={"comment": "x" * (300 * 1024)})
     assert r.status_code == 413
     assert api.state(batch_id) == "accountant"
+
+
+def test_another_agencys_change_is_not_found_before_its_documents_are_read(api, client, env):
+    batch_id = api.create(_docs())
+    body = json.dumps(_docs(1, seed=9), ensure_ascii=False).encode()  # A10001's documents, valid for A10001
+    r = client.put(f"/api/v1/batches/{batch_id}/documents", data=body,
+                   headers=api._h("a2-rel", **{"Content-Type": "application/json"}))
+    assert r.status_code == 404
