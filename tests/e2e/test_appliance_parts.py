@@ -39,7 +39,9 @@ def test_configs_from_the_templates_load_and_point_at_each_other(layout, loss):
     outer, inner = load_config(outer_path), load_config(inner_path)
     p = ports(30000)
     assert "${" not in outer_path.read_text() + inner_path.read_text()
-    assert outer.treasury is None, "the outer zone must never hold the envelope key"
+    # The outer zone knows the treasury's certificate (to seal batches), never the envelope key.
+    assert outer.treasury.certificate == layout.pki / "treasury" / "envelope.pem"
+    assert outer.treasury.private_key is None, "the outer zone must never hold the envelope key"
     assert outer.outer.outbound == outer.transfer_send.outbound == layout.root / "outer" / "outbound"
     assert inner.inner.inbound == inner.transfer_receive.inbound == layout.root / "inner" / "inbound"
     assert outer.transfer_send.target == f"127.0.0.1:{p['relay'] if loss else p['receive']}"
