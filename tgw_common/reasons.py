@@ -185,7 +185,7 @@ _REASONS: tuple[ReasonInfo, ...] = (
                (_L.UPLOAD,)),
     ReasonInfo("DISK_FULL", "系統儲存空間不足", "the spool's disk is nearly full; try again later", (_L.UPLOAD,)),
     ReasonInfo("WRONG_MEDIA_TYPE", "內容類型不符", "the request body's Content-Type is not the one the route takes",
-               (_L.UPLOAD,)),
+               (_L.BATCH,)),
     # --- batches in the outer portal (docs/agency-workflow.md)
     ReasonInfo("BATCH_WRONG_STATE", "批次目前狀態不能進行此操作",
                "the batch is not at the step this action belongs to (or was released)", (_L.BATCH,)),

@@ -379,6 +379,7 @@ COVERAGE_MODULES = (
     "tests.inner_zone.test_internal_error",
     "tests.inner_zone.test_intake_codes",
     "tests.outer_zone.test_upload_codes",
+    "tests.outer_zone.test_batch_workflow",
 )
 
 

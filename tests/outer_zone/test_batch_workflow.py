@@ -15,6 +15,9 @@ from tgw_common.tpe import sign_new
 from .conftest import A1, A2, bearer
 
 CMS = "application/pkcs7-mime"
+# The batch codes these tests drive through the API (tests/foundation/test_reason_codes.py).
+TRIGGERED = ("BATCH_ALL_PAPER", "BATCH_CANNOT_SEAL", "BATCH_WRONG_STATE", "RELEASE_WRONG_CONTENT",
+             "RETURN_COMMENT_REQUIRED", "SIGNATURE_ONE_SIGNER", "SIGNATURE_WRONG_CONTENT", "WRONG_MEDIA_TYPE")
 
 
 def _docs(count: int = 3, seed: int = 21) -> list[dict]:
@@ -259,3 +262,27 @@ def test_another_agencys_change_is_not_found_before_its_documents_are_read(api, 
     r = client.put(f"/api/v1/batches/{batch_id}/documents", data=body,
                    headers=api._h("a2-rel", **{"Content-Type": "application/json"}))
     assert r.status_code == 404
+
+
+def test_two_signers_at_once_are_refused(api, kit):
+    from tgw_common.tpe import add_signature
+
+    batch_id = api.submitted()
+    payload = api.get(batch_id, "payload", "a1-acc").data
+    both = add_signature(sign_new(payload, *kit.pair(A1, "accountant")), *kit.pair(A1, "head"))
+    r = api.post(batch_id, "signatures", "a1-acc", both, CMS)
+    assert (r.status_code, _reason(r)) == (422, "SIGNATURE_ONE_SIGNER")
+
+
+def test_without_the_treasury_certificate_the_head_cannot_seal(env, kit, app_for):
+    import yaml
+
+    data = yaml.safe_load(env.config_path.read_text())
+    del data["treasury"]
+    env.config_path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    api = Api(app_for().test_client(), env)
+    batch_id = api.submitted()
+    assert api.sign(batch_id, "a1-acc", *kit.pair(A1, "accountant")).status_code == 200
+    r = api.sign(batch_id, "a1-head", *kit.pair(A1, "head"))
+    assert (r.status_code, _reason(r)) == (503, "BATCH_CANNOT_SEAL")
+    assert api.state(batch_id) == "head"  # nothing half-done: the head may sign again once configured
