@@ -3,13 +3,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TGW := $(VENV)/bin/tgw
 
-.PHONY: help setup demo test lint docs clean
+.PHONY: help setup demo test lint docs translations clean
 
 help:
 	@echo "make setup  - create $(VENV) and install the gateway with its test tools"
 	@echo "make demo   - demo PKI, demo documents, one envelope built, signed, sealed and opened"
 	@echo "make test   - lint, import contracts, security lint and the whole test suite"
 	@echo "make docs   - regenerate docs/reason-codes.md and docs/configuration.md"
+	@echo "make translations - merge the pages' new texts into the zh-TW catalogs and compile them"
 
 setup: $(VENV)/.installed
 
@@ -37,6 +38,9 @@ test: lint
 
 docs: setup
 	$(PY) -m tgw_common.docs_gen
+
+translations: setup
+	$(PY) -m tgw_common.web.catalogs
 
 clean:
 	rm -rf var test-artifacts

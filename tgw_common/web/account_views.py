@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from tgw_common.db import transaction
@@ -44,7 +45,7 @@ def signed_in(key: str, must_change_password: bool, home: str) -> ResponseReturn
 def sign_out(signin: SignInBase) -> ResponseReturnValue:
     signin.end(session.get("k"))
     session.clear()
-    flash("已登出 / signed out", "ok")
+    flash(_("signed out"), "ok")
     return redirect(url_for("auth.login"))
 
 
@@ -67,7 +68,7 @@ def password_page(signin: SignInBase, user_model: Any, who: Any, *, min_length: 
     if error:
         return render_template("password.html", forced=who.must_change_password, error=error), 400
     signin.end_all(who.id, keep=session.get("k"))
-    flash("密碼已變更 / password changed", "ok")
+    flash(_("password changed"), "ok")
     return redirect(url_for(home))
 
 

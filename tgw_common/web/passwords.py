@@ -12,6 +12,7 @@ import string
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask_babel import gettext as _
 
 from tgw_common.db import utcnow
 
@@ -46,13 +47,13 @@ def needs_rehash(stored: str) -> bool:
 
 def check_password_policy(password: str, min_length: int) -> None:
     if len(password) < min_length:
-        raise AccountError(f"密碼至少 {min_length} 個字元 / the password needs at least {min_length} characters")
+        raise AccountError(_("the password needs at least %(n)d characters", n=min_length))
     if len(password) > MAX_LENGTH:
-        raise AccountError(f"密碼過長 / the password is longer than {MAX_LENGTH} characters")
+        raise AccountError(_("the password is longer than %(n)d characters", n=MAX_LENGTH))
     classes = sum(any(c in group for c in password)
                   for group in (string.ascii_lowercase, string.ascii_uppercase, string.digits))
     if classes < 2 and not any(not c.isalnum() for c in password):
-        raise AccountError("密碼需混合字母、數字或符號 / mix letters with digits or symbols")
+        raise AccountError(_("mix letters with digits or symbols"))
 
 
 def generate_password() -> str:
@@ -78,11 +79,11 @@ def set_password(user, password: str, *, must_change: bool, min_length: int) -> 
 def change_own_password(user, *, current: str, new: str, confirm: str, min_length: int) -> str | None:
     """The signed-in user's own change: None when done, else the error to show on the form."""
     if not verify_password(user.password_hash, current):
-        return "目前密碼不正確 / the current password is wrong"
+        return _("the current password is wrong")
     if new != confirm:
-        return "兩次輸入的新密碼不同 / the two new passwords differ"
+        return _("the two new passwords differ")
     if new == current:
-        return "新密碼不可與目前密碼相同 / choose a password different from the current one"
+        return _("choose a password different from the current one")
     try:
         set_password(user, new, must_change=False, min_length=min_length)
     except AccountError as exc:

@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from tgw_common.config import WebServerConfig
 
-from . import headers, requestlog
+from . import headers, i18n, requestlog
 from .cookies import session_settings
 from .ids import DatabaseId
 from .redirects import forced_password_change
@@ -84,6 +84,7 @@ def web_app(import_name: str, cfg: WebServerConfig, *, cookie: str, gate: Gate, 
     app.config.update(**session_settings(cfg, cookie), **limits)
     app.jinja_env.filters.update(filters)
     app.register_blueprint(SHARED_TEMPLATES)
+    i18n.init_babel(app, negotiate=gate.exempt)
     _guard_requests(app, gate, limit_body)
     _log_and_secure(app, gate.user_attr, hsts, access_log)
     return app
@@ -98,7 +99,7 @@ def _guard_requests(app: Flask, gate: Gate, limit_body: Callable[[], None]) -> N
 
     @app.before_request
     def require_session():
-        if request.endpoint is None or request.endpoint in gate.public or gate.exempt():
+        if request.endpoint in (None, i18n.LANGUAGE_ENDPOINT) or request.endpoint in gate.public or gate.exempt():
             return None
         who = gate.resume(session.get("k"))
         if who is None:
@@ -143,11 +144,10 @@ def finish_app(app: Flask, pages: ErrorPages, log: logging.Logger, *, csrf_exemp
         return pages.internal_error()
 
 
-def role_title_filter(titles: Mapping[str, tuple[str, str]]) -> Callable[[str], str]:
-    """The `role_title` filter over a zone's {role: (zh, en)}: "zh en", or the bare role."""
+def role_title_filter(titles: Mapping[str, Any]) -> Callable[[str], str]:
+    """The `role_title` filter over a zone's {role: title} (lazy gettext strings), or the bare role."""
 
     def role_title(role: str) -> str:
-        zh, en = titles.get(role, (role, role))
-        return f"{zh} {en}"
+        return str(titles.get(role, role))
 
     return role_title
