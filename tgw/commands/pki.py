@@ -11,7 +11,7 @@ from tgw_common.cli_support import UsageProblem, emit_json
 
 @click.group(name="pki")
 def pki() -> None:
-    """示範憑證 Demo PKI: root, GCA, treasury envelope certificate, agency signers, CRLs."""
+    """示範憑證 Demo PKI: root, GCA, treasury envelope and receipt certificates, agency signers, CRLs."""
 
 
 @pki.command("demo")
@@ -40,7 +40,8 @@ def demo(out: Path, agencies: int, key_size: str, crl_days: int, force: bool, so
     click.echo(f"demo PKI written to {out} ({len(summary['agencies'])} agencies: "
                f"{', '.join(summary['agencies'])})")
     click.echo(f"  trust anchor: {out / 'root.pem'}   intermediate: {out / 'gca.pem'}   CRLs: {out / 'crl'}")
-    click.echo(f"  treasury envelope certificate: {out / 'treasury/envelope.pem'}")
+    click.echo(f"  treasury envelope certificate: {out / 'treasury/envelope.pem'}   "
+               f"receipt certificate: {out / 'treasury/receipt.pem'}")
     click.echo(f"  registry file: {out / 'registry.yaml'}  (tgw registry import {out / 'registry.yaml'} --config ...)")
     if softhsm_dir is not None:
         _demo_cards(out, softhsm_dir, list(summary["agencies"]))

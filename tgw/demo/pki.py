@@ -1,5 +1,5 @@
 """A demo PKI shaped like Taiwan's: a government root, a GCA-like intermediate, the
-treasury's envelope certificate, and per agency an accountant, a head, a releaser and a
+treasury's envelope and receipt certificates, and per agency an accountant, a head, a releaser and a
 delegate, plus the awkward cases tests need (a revoked, an expired, a wrong-usage and an
 untrusted certificate). docs/pki-demo.md lists every file written.
 
@@ -154,7 +154,7 @@ def build_demo_pki(out: Path, *, agencies: int = 3, key_size: int = 2048, crl_da
 
 
 def _write_authorities(out: Path, key_size: int, start: datetime, now: datetime) -> Issuer:
-    """The root, the GCA it certifies and the treasury's envelope certificate; returns the GCA."""
+    """The root, the GCA it certifies, the treasury's envelope and receipt certificates; returns the GCA."""
     root_key = _key(key_size)
     root = Issuer(issue(_name("Demo Government Root CA 示範政府憑證總管理中心"), root_key, None,
                         not_before=start, not_after=now + timedelta(days=3650), usage=_usage(ca=True),
@@ -171,6 +171,11 @@ def _write_authorities(out: Path, key_size: int, start: datetime, now: datetime)
                      treasury_key, gca, not_before=start, not_after=now + timedelta(days=730),
                      usage=_usage(encipher=True))
     _write_pair(out / "treasury", "envelope", treasury, treasury_key)
+    # The receipts' signer: a key of its own, so the envelope key never signs anything.
+    receipt_key = _key(key_size)
+    receipt = issue(_name("國庫署電子支付收據 Treasury e-Payment Receipts", "National Treasury Administration"),
+                    receipt_key, gca, not_before=start, not_after=now + timedelta(days=730), usage=_usage(sign=True))
+    _write_pair(out / "treasury", "receipt", receipt, receipt_key)
     return gca
 
 
