@@ -109,6 +109,37 @@ def status(config_path: str, as_json: bool, n_events: int) -> None:
 
 
 @inner.group()
+def receipts() -> None:
+    """收據：為每個信封的結果簽發收據 / Receipts: one signed receipt per envelope fate (docs/receipts.md)."""
+
+
+@receipts.command("run")
+@config_option()
+@operational
+def receipts_run(config_path: str) -> None:
+    """常駐程序：為入庫、拒收、暫緩的信封簽發收據，放入回傳鏈路的送出資料夾。
+
+    The receipt daemon: sign a receipt for every envelope loaded, refused or held and
+    publish it into receipts.outbound for the return link, until SIGTERM. Exit 3 if
+    another issuer holds the lock.
+    """
+    from tgw_common.config import ConfigError
+    from tgw_common.instance_lock import AlreadyRunning
+
+    from .receipt_runner import ReceiptRunner
+
+    try:
+        runner = ReceiptRunner(load(config_path, "inner", "receipts"))
+    except (ConfigError, ValueError) as exc:
+        raise UsageProblem(f"config: {exc}") from None
+    runner.install_signal_handlers()
+    try:
+        runner.run()
+    except AlreadyRunning as exc:
+        raise Failure(str(exc)) from None
+
+
+@inner.group()
 def db() -> None:
     """資料庫結構（Alembic 移轉）/ The intake tables' schema (Alembic migrations)."""
 

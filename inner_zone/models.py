@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -165,3 +166,27 @@ class LoadRecord(IntakeBase):
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_intake_loads_unarchived", "archived_at"),)
+
+
+class IssuedReceipt(IntakeBase):
+    """A receipt signed for one envelope's fate (docs/receipts.md).
+
+    `event_id` is the provenance event the receipt states (a load, or a quarantine with its
+    refusal): unique, so an event gets one receipt however often the issuer restarts. The
+    signed bytes are kept, so a receipt whose publication a crash interrupted is published
+    again byte for byte; `published_at` stays NULL until its file is in the outbound folder.
+    """
+
+    __tablename__ = "intake_receipts"
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    tracking_id: Mapped[str] = mapped_column(String(200), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    agency: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_intake_receipts_unpublished", "published_at"),)

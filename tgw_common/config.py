@@ -102,6 +102,22 @@ class TreasuryConfig(Section):
     legacy_pkcs1v15: bool = False
 
 
+class ReceiptsConfig(Section):
+    """The treasury's receipts (docs/receipts.md): signed in the inner zone, verified in the outer."""
+
+    # The receipt signing certificate: the inner zone signs with it, the outer zone pins it.
+    certificate: ExistingFile
+    # Inner zone only; never the envelope key.
+    private_key: ExistingFile | None = None
+    private_key_password_env: str | None = None
+    # Intermediate CA certificates carried in each receipt, so the root alone verifies it.
+    chain: list[ExistingFile] = []
+    # Inner zone: where receipts are published for the return link's sender.
+    outbound: AnyPath = Path("var/inner/receipts")
+    # Inner zone: how often the issuer looks for fates without a receipt.
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+
 DIGESTS = ("sha256", "sha384", "sha512")
 SIGNATURES = ("rsassa_pkcs1v15", "rsassa_pss")
 CONTENT_CIPHERS = ("aes256_cbc", "aes128_cbc", "aes256_gcm")
@@ -548,6 +564,7 @@ class Config(Section):
     events: EventsConfig = EventsConfig()
     trust: TrustConfig | None = None
     treasury: TreasuryConfig | None = None
+    receipts: ReceiptsConfig | None = None
     policy: PolicyConfig = PolicyConfig()
     limits: LimitsConfig = LimitsConfig()
     documents: DocumentsConfig = DocumentsConfig()

@@ -64,6 +64,15 @@ DESCRIPTIONS = {
     "treasury.private_key": "Its private key: inner zone only; the outer zone has none.",
     "treasury.private_key_password_env": "Name of an environment variable holding the key's password, if encrypted.",
     "treasury.legacy_pkcs1v15": "Accept RSA PKCS #1 v1.5 key transport (the profile's legacy mode). Off by default.",
+    "receipts.certificate": "The treasury's receipt certificate: the inner zone signs receipts with it, the outer "
+                            "zone accepts receipts from it alone (docs/receipts.md).",
+    "receipts.private_key": "Its private key: inner zone only (never the envelope key); the outer zone has none.",
+    "receipts.private_key_password_env": "Name of an environment variable holding the receipt key's password, if "
+                                         "encrypted.",
+    "receipts.chain": "Intermediate CA certificates carried in every receipt, so that the root alone verifies it.",
+    "receipts.outbound": "Inner zone: the folder receipts are published into, `<tracking_id>.<n>.p7s`, for the "
+                         "return link's sender.",
+    "receipts.poll_seconds": "Inner zone: how often `tgw inner receipts run` looks for fates without a receipt.",
     "policy.clock_skew_seconds": "How far signingTime may lie in the future.",
     "policy.max_signing_age_seconds": "How old signingTime may be at receipt.",
     "policy.digest_algorithms": "Digests accepted in signatures (subset of sha256, sha384, sha512).",
