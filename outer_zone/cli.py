@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from tgw_common.cli_support import UsageProblem, config_option, emit_json, load, operational
+from tgw_common.cli_support import Failure, UsageProblem, config_option, emit_json, load, operational
 
 from .cli_common import open_engine
 
@@ -53,6 +53,34 @@ def audit_log(config_path: str, agency_code: str | None, action: str | None, lim
     for r in rows:
         click.echo(f"{r['at'][:19]}\t{r['actor']}\t{r['agency'] or '-'}\t{r['action']}\t{r['outcome']}"
                    f"{' ' + r['reason'] if r['reason'] else ''}\t{r['target'] or ''}\t{r['ip']}")
+
+
+@outer.group("receipts")
+def receipts() -> None:
+    """收據 Receipts from the inner zone over the return link (docs/receipts.md)."""
+
+
+@receipts.command("run")
+@config_option()
+@operational
+def receipts_run(config_path: str) -> None:
+    """常駐程序：驗證回傳鏈路送來的收據並保存 Verify and store each receipt the return link
+    delivers into receipts.inbound; set aside anything else, logged and counted. Exit 3 if
+    another intake holds the lock."""
+    from tgw_common.config import ConfigError
+    from tgw_common.instance_lock import AlreadyRunning
+
+    from .receipt_runner import OuterReceiptRunner
+
+    try:
+        runner = OuterReceiptRunner(load(config_path, "receipts", "trust"))
+    except ConfigError as exc:
+        raise UsageProblem(f"config: {exc}") from None
+    runner.install_signal_handlers()
+    try:
+        runner.run()
+    except AlreadyRunning as exc:
+        raise Failure(str(exc)) from None
 
 
 def _register() -> None:

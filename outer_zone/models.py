@@ -166,6 +166,24 @@ class Upload(Base):
     spooled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class StoredReceipt(Base):
+    """A receipt from the inner zone, verified (docs/receipts.md): its bytes, for the agency to
+    download, and what it states. One row per distinct receipt: the return link may deliver
+    the same file more than once."""
+
+    __tablename__ = "outer_receipts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    der_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    tracking_id: Mapped[str] = mapped_column(String(64), index=True)
+    agency: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # loaded | refused | held | payments
+    issued_at: Mapped[str] = mapped_column(String(32))  # as the receipt says (UTC, ISO 8601)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    document: Mapped[dict] = mapped_column(JSON)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class ReleaseSeen(Base):
     """The replay guard: one row per accepted release digest (primary key = uniqueness)."""
 

@@ -43,6 +43,9 @@ def check_config(config: Config) -> Config:
     if config.treasury is not None and config.treasury.private_key is not None:
         raise ConfigError(f"{config.source}: treasury.private_key: the outer zone never holds the envelope key; "
                           "give it treasury.certificate only (to seal batches for the treasury)")
+    if config.receipts is not None and config.receipts.private_key is not None:
+        raise ConfigError(f"{config.source}: receipts.private_key: the outer zone never holds the receipt key; "
+                          "give it receipts.certificate only (to verify receipts)")
     cfg = config.outer
     for folder in (cfg.upload_tmp, cfg.outbound):
         folder.mkdir(parents=True, exist_ok=True)

@@ -116,6 +116,10 @@ class ReceiptsConfig(Section):
     outbound: AnyPath = Path("var/inner/receipts")
     # Inner zone: how often the issuer looks for fates without a receipt.
     poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # Outer zone: where the return link's receiver publishes receipts for `tgw outer receipts run`.
+    inbound: AnyPath = Path("var/outer/receipts")
+    # Outer zone: where a receipt that fails verification is set aside (and counted, and logged).
+    dropped_dir: AnyPath = Path("var/outer/receipts-dropped")
 
 
 DIGESTS = ("sha256", "sha384", "sha512")

@@ -73,6 +73,10 @@ DESCRIPTIONS = {
     "receipts.outbound": "Inner zone: the folder receipts are published into, `<tracking_id>.<n>.p7s`, for the "
                          "return link's sender.",
     "receipts.poll_seconds": "Inner zone: how often `tgw inner receipts run` looks for fates without a receipt.",
+    "receipts.inbound": "Outer zone: the folder the return link's receiver (its `transfer_receive.inbound`) "
+                        "publishes receipts into; `tgw outer receipts run` verifies and stores each.",
+    "receipts.dropped_dir": "Outer zone: where a receipt that fails verification is set aside, with the reason "
+                            "logged and counted (docs/receipts.md lists the reasons).",
     "policy.clock_skew_seconds": "How far signingTime may lie in the future.",
     "policy.max_signing_age_seconds": "How old signingTime may be at receipt.",
     "policy.digest_algorithms": "Digests accepted in signatures (subset of sha256, sha384, sha512).",
