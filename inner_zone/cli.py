@@ -140,6 +140,41 @@ def receipts_run(config_path: str) -> None:
 
 
 @inner.group()
+def payments() -> None:
+    """付款結果（回饋帳務資訊）/ Payment results from the payment system (docs/payments.md)."""
+
+
+@payments.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option()
+@click.option("--json", "as_json", is_flag=True, help="JSON 輸出 / JSON output.")
+@operational
+def payments_import(file: Path, config_path: str, as_json: bool) -> None:
+    """匯入付款結果 CSV：全部成功或全部不匯入；重複匯入不會改變任何資料。
+
+    Import a payment results CSV whole or not at all: exit 0 when every row was imported
+    or was already there, 1 when any row is refused (each named by its line; nothing is
+    stored). The receipt daemon then reports the results to the agencies.
+    """
+    from .context import open_inner
+    from .payments import import_results
+
+    inner_ctx = open_inner(load(config_path, "inner", check_files=False), publish=False)
+    report = import_results(inner_ctx.engine, inner_ctx.provenance, file.read_bytes())
+    if as_json:
+        emit_json(report.as_dict())
+    elif report.problems:
+        click.echo(f"refused: {file.name}: nothing imported", err=True)
+        for problem in report.problems:
+            click.echo(f"  {problem}", err=True)
+    else:
+        click.echo(f"imported {report.imported} results for {report.envelopes} envelopes "
+                   f"({report.already} already imported), import {report.import_id}")
+    if report.problems:
+        raise SystemExit(EXIT_REFUSED)
+
+
+@inner.group()
 def db() -> None:
     """資料庫結構（Alembic 移轉）/ The intake tables' schema (Alembic migrations)."""
 

@@ -190,3 +190,20 @@ class IssuedReceipt(IntakeBase):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_intake_receipts_unpublished", "published_at"),)
+
+
+class PaymentResult(IntakeBase):
+    """The payment system's result for one loaded document (回饋帳務資訊), imported by
+    `tgw inner payments import`; one per document: a second, different result is refused."""
+
+    __tablename__ = "intake_payment_results"
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
+    document_pk: Mapped[int] = mapped_column(ForeignKey("intake_documents.id", ondelete="CASCADE"), unique=True)
+    envelope_pk: Mapped[int] = mapped_column(ForeignKey("intake_envelopes.id", ondelete="CASCADE"), index=True)
+    result: Mapped[str] = mapped_column(String(8))  # paid | failed
+    value_date: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
+    bank_reference: Mapped[str] = mapped_column(String(64))
+    failure_reason: Mapped[str] = mapped_column(String(500))
+    import_id: Mapped[str] = mapped_column(String(32), index=True)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())

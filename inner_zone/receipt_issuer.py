@@ -1,7 +1,8 @@
 """The receipts hop: a signed receipt for every envelope fate the intake recorded.
 
-Its queue is the provenance table itself: each `loaded` event, and each `quarantined` event
-(refused, or held for a CRL), is a fate. An event becomes one row of `intake_receipts`
+Its queue is the provenance table itself: each `loaded` event, each `quarantined` event
+(refused, or held for a CRL) and each `payments` event (results imported for some of an
+envelope's documents) is a fate. An event becomes one row of `intake_receipts`
 (unique on the event id) holding the signed bytes, committed before anything is published;
 then the receipt file is written into `receipts.outbound` and the row marked published.
 A crash in between republishes the same bytes under the same name, so the return link sees
@@ -28,14 +29,14 @@ from tgw_common.config import ReceiptsConfig
 from tgw_common.db import transaction, utcnow
 from tgw_common.events import EventRow
 from tgw_common.pki.certs import load_certificate_file, load_private_key_file
-from tgw_common.receipts import Receipt, issue_receipt
+from tgw_common.receipts import Payment, Receipt, ReceiptRejected, issue_receipt
 from tgw_common.spool import write_atomic
 
-from .models import Document, Envelope, IssuedReceipt
+from .models import Document, Envelope, IssuedReceipt, PaymentResult
 
 log = logging.getLogger(__name__)
 
-FATE_EVENTS = ("loaded", "quarantined")
+FATE_EVENTS = ("loaded", "quarantined", "payments")
 # How far back, in event ids, unreceipted fates are looked for: far more than any burst of
 # events committed out of order, and bounded so a pass never scans the whole history.
 WINDOW_IDS = 100_000
@@ -101,12 +102,19 @@ class ReceiptIssuer:
     def _row_for(self, s: Session, event: EventRow) -> IssuedReceipt:
         now = utcnow()
         receipt = self._receipt(s, event, now)
-        if receipt is None:
-            return IssuedReceipt(event_id=event.id, tracking_id=event.tracking_id or "", sha256=event.sha256 or "",
-                                 agency="", state=NOT_SENT, der=b"", issued_at=now, published_at=now)
+        der = None
+        if receipt is not None:
+            try:
+                der = self.signer.sign(receipt)
+            except ReceiptRejected as exc:
+                # Nothing the outer end would accept can be said: record it, never retry for ever.
+                log.error("no receipt for this fate", extra={"event_id": event.id, "why": exc.detail})
+        if der is None:
+            return IssuedReceipt(event_id=event.id, tracking_id=(event.tracking_id or "")[:200],
+                                 sha256=event.sha256 or "", agency="", state=NOT_SENT, der=b"", issued_at=now,
+                                 published_at=now)
         return IssuedReceipt(event_id=event.id, tracking_id=receipt.tracking_id, sha256=receipt.envelope_sha256,
-                             agency=receipt.agency, state=receipt.state, der=self.signer.sign(receipt),
-                             issued_at=now)
+                             agency=receipt.agency, state=receipt.state, der=der, issued_at=now)
 
     def _receipt(self, s: Session, event: EventRow, now: datetime) -> Receipt | None:
         agency = _agency_of(event)
@@ -114,6 +122,9 @@ class ReceiptIssuer:
             return None
         common = {"tracking_id": event.tracking_id, "envelope_sha256": event.sha256, "agency": agency,
                   "issued_at": now.replace(microsecond=0).isoformat().replace("+00:00", "Z")}
+        if event.event == "payments":
+            payments = _payments(s, event)
+            return Receipt(**common, state="payments", payments=payments) if payments else None
         if event.event == "loaded":
             envelope = s.scalar(select(Envelope).where(Envelope.sha256 == event.sha256))
             if envelope is None:
@@ -139,3 +150,14 @@ def _agency_of(event: EventRow) -> str | None:
         return named
     found = _AGENCY_IN_TRACKING_ID.search(event.tracking_id or "")
     return found.group(1) if found else None
+
+
+def _payments(s: Session, event: EventRow) -> tuple[Payment, ...]:
+    """The results one import stored for the event's envelope, in document order."""
+    rows = s.execute(select(Document.document_no, PaymentResult)
+                     .join(PaymentResult, PaymentResult.document_pk == Document.id)
+                     .join(Envelope, Envelope.id == PaymentResult.envelope_pk)
+                     .where(Envelope.sha256 == event.sha256,
+                            PaymentResult.import_id == (event.detail or {}).get("import_id"))
+                     .order_by(Document.seq)).all()
+    return tuple(Payment(number, r.result, r.value_date, r.bank_reference, r.failure_reason) for number, r in rows)

@@ -43,6 +43,7 @@ EVENT_NAMES = (
     "retried",  # inner: an operator put a quarantined envelope back
     "rejected",  # inner: an operator closed a quarantined envelope for good
     "archived",  # inner: the original file kept in the archive
+    "payments",  # inner: payment results imported for some of a loaded envelope's documents
 )
 
 

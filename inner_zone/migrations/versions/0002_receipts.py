@@ -1,4 +1,5 @@
-"""The receipts the inner zone signed, one per envelope fate (docs/receipts.md).
+"""The receipts the inner zone signed, one per envelope fate (docs/receipts.md), and the
+payment results they report (docs/payments.md).
 
 Revision ID: 0002
 Revises: 0001
@@ -37,9 +38,32 @@ def upgrade() -> None:
     )
     op.create_index("ix_intake_receipts_tracking_id", "intake_receipts", ["tracking_id"])
     op.create_index("ix_intake_receipts_unpublished", "intake_receipts", ["published_at"])
+    op.create_table(
+        "intake_payment_results",
+        sa.Column("id", BigKey, autoincrement=True, nullable=False),
+        sa.Column("document_pk", BigKey, nullable=False),
+        sa.Column("envelope_pk", BigKey, nullable=False),
+        sa.Column("result", sa.String(length=8), nullable=False),
+        sa.Column("value_date", sa.String(length=10), nullable=False),
+        sa.Column("bank_reference", sa.String(length=64), nullable=False),
+        sa.Column("failure_reason", sa.String(length=500), nullable=False),
+        sa.Column("import_id", sa.String(length=32), nullable=False),
+        sa.Column("imported_at", UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["document_pk"], ["intake_documents.id"], ondelete="CASCADE",
+                                name=op.f("fk_intake_payment_results_document_pk_intake_documents")),
+        sa.ForeignKeyConstraint(["envelope_pk"], ["intake_envelopes.id"], ondelete="CASCADE",
+                                name=op.f("fk_intake_payment_results_envelope_pk_intake_envelopes")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_intake_payment_results")),
+        sa.UniqueConstraint("document_pk", name=op.f("uq_intake_payment_results_document_pk")),
+    )
+    op.create_index("ix_intake_payment_results_envelope_pk", "intake_payment_results", ["envelope_pk"])
+    op.create_index("ix_intake_payment_results_import_id", "intake_payment_results", ["import_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_intake_payment_results_import_id", table_name="intake_payment_results")
+    op.drop_index("ix_intake_payment_results_envelope_pk", table_name="intake_payment_results")
+    op.drop_table("intake_payment_results")
     op.drop_index("ix_intake_receipts_unpublished", table_name="intake_receipts")
     op.drop_index("ix_intake_receipts_tracking_id", table_name="intake_receipts")
     op.drop_table("intake_receipts")
