@@ -188,6 +188,10 @@ class IssuedReceipt(IntakeBase):
     der: Mapped[bytes] = mapped_column(LargeBinary)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A refusal is also mailed to the agency's contact: when (or when found to have none),
+    # and to whom ("" for no contact). NULL: not yet.
+    mailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    mailed_to: Mapped[str | None] = mapped_column(String(254))
 
     __table_args__ = (Index("ix_intake_receipts_unpublished", "published_at"),)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,9 +17,11 @@ from tgw_common.runner import Runner
 from .context import open_inner
 from .models import IssuedReceipt
 from .receipt_issuer import ReceiptIssuer, ReceiptSigner
+from .refusal_mail import mail_refusals
 
 log = logging.getLogger(__name__)
 HOP = "inner-receipts"
+MAIL_RETRY_SECONDS = 60.0
 
 
 class ReceiptRunner(Runner):
@@ -34,8 +37,12 @@ class ReceiptRunner(Runner):
         self.issuer = ReceiptIssuer(self.inner.engine, ReceiptSigner.from_config(config.receipts),
                                     config.receipts.outbound)
         self._lock: InstanceLock | None = None
-        self.counts = {"issued": 0, "published": 0}
+        self.counts = {"issued": 0, "published": 0, "mailed": 0}
         self.last_error: str | None = None
+        # Refusals are mailed to agencies through the zone's SMTP server (monitor.smtp), if any.
+        monitor = config.monitor
+        self.smtp = monitor.smtp if monitor is not None and config.receipts.mail_refusals else None
+        self._mail_after = 0.0
 
     def startup(self) -> None:
         self._lock = InstanceLock(self.config.inner.spool_dir / "receipts.lock", holder="receipt issuer").acquire()
@@ -53,7 +60,17 @@ class ReceiptRunner(Runner):
             return 0
         self.counts["issued"] += issued
         self.counts["published"] += published
-        return issued + published
+        return issued + published + self._mail()
+
+    def _mail(self) -> int:
+        if self.smtp is None or time.monotonic() < self._mail_after:
+            return 0
+        mailed, failed = mail_refusals(self.inner.engine, self.smtp)
+        if failed:
+            self._mail_after = time.monotonic() + MAIL_RETRY_SECONDS
+            self.last_error = "refusal mail: the SMTP server did not take it"
+        self.counts["mailed"] += mailed
+        return mailed
 
     def health(self) -> dict[str, Any]:
         with transaction(self.inner.engine) as s:

@@ -65,6 +65,10 @@ _ALL = (
               "依告警的追蹤編號在執行記錄中找到錯誤堆疊並回報開發者；修正後於主控台隔離區重試該信封。",
               "Find the traceback for the alert's tracking id in the runner's log and report the defect; once "
               "fixed, retry the envelope from the console's quarantine."),
+    CheckInfo("receipt_overdue", "信封已傳送但逾時未收到收據", "envelope sent but no receipt in time",
+              "以 tgw transfer gaps 檢查兩條單向線路的缺漏；在內網查詢該追蹤編號是否已入庫或隔離，並確認收據程式與回傳線路在執行。",
+              "Check both one-way links for gaps (tgw transfer gaps); on the intranet, look up the tracking id "
+              "(loaded or quarantined?) and check that the receipt daemon and the return link run.", symptom=True),
     CheckInfo("transfer_gap", "單向傳輸有缺漏", "one-way transfer has gaps",
               "tgw transfer gaps 列出缺漏的序號；確認線路與接收端丟包，再於外部以 tgw transfer resend 重送。",
               "tgw transfer gaps lists the missing sequence numbers; check the link and receiver drops, then "

@@ -6,13 +6,12 @@ pager gateway that forwards the subject line gets the essentials there.
 
 from __future__ import annotations
 
-import os
-import smtplib
-import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from tgw_common.config import SmtpConfig
+from tgw_common.mail import MailError as MailError  # re-exported: the engine and CLI catch it here
+from tgw_common.mail import send as send
 
 from .catalog import CHECKS
 from .model import AlertState, Notice
@@ -21,10 +20,6 @@ from .text import duration_en, duration_zh, local_time
 SEVERITY_ZH = {"critical": "嚴重", "warning": "警告"}
 REASON_TEXT = {"new": "新告警 new alert", "changed": "告警有變動 alerts changed",
                "repeat": "仍未解決（重複通知） still firing (repeat)", "resolved": "全部恢復 all resolved"}
-
-
-class MailError(Exception):
-    """The mail could not be handed to the SMTP server; the message says why."""
 
 
 def subject_line(notice: Notice, prefix: str, zone: str) -> str:
@@ -93,34 +88,3 @@ def compose(notice: Notice, smtp: SmtpConfig, *, zone: str, display_tz: str) -> 
     msg["X-TGW-Kind"] = notice.kind
     msg.set_content("\n".join(body), charset="utf-8")
     return msg
-
-
-def send(msg: EmailMessage, smtp: SmtpConfig) -> list[str]:
-    """Hand one message to the SMTP server (STARTTLS/implicit TLS and login as configured).
-
-    Returns the recipients the server refused while accepting the mail for the others.
-    """
-    password = None
-    if smtp.username:
-        password = os.environ.get(smtp.password_env or "")
-        if password is None:
-            raise MailError(f"smtp.password_env: environment variable {smtp.password_env} is not set")
-    context = ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
-    try:
-        if smtp.implicit_tls:
-            conn = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_seconds, context=context)
-        else:
-            conn = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
-        with conn:
-            conn.ehlo()
-            if smtp.starttls:
-                conn.starttls(context=context)
-                conn.ehlo()
-            if smtp.username:
-                conn.login(smtp.username, password)
-            refused = conn.send_message(msg)
-    except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
-        raise MailError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__}: {exc}") from None
-    # Some recipients refused, others not: the notice went out, so it is not retried (that would
-    # mail the others again); the refusal is logged with it.
-    return sorted(refused)

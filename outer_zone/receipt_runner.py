@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from tgw_common.config import Config, ConfigError
-from tgw_common.db import create_tables, make_engine
+from tgw_common.db import create_tables, make_engine, transaction, utcnow
 from tgw_common.events import Provenance
 from tgw_common.instance_lock import InstanceLock
 from tgw_common.pki.certs import load_certificate_file
@@ -14,6 +15,7 @@ from tgw_common.pki.trust import TrustStore
 from tgw_common.runner import Runner
 
 from . import models  # noqa: F401 - registers the tables before create_tables
+from .fates import overdue
 from .receipt_intake import ReceiptIntake
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class OuterReceiptRunner(Runner):
             folder.mkdir(parents=True, exist_ok=True)
         self.intake = ReceiptIntake(engine, load_certificate_file(cfg.certificate),
                                     TrustStore.from_config(config.trust), cfg.dropped_dir)
+        minutes = config.outer.receipt_overdue_minutes if config.outer is not None else 30
+        self.overdue_after = timedelta(minutes=minutes)
         self._lock: InstanceLock | None = None
 
     def startup(self) -> None:
@@ -57,7 +61,11 @@ class OuterReceiptRunner(Runner):
         self.intake.trust = TrustStore.from_config(self.config.trust)
 
     def health(self) -> dict[str, Any]:
-        return {"processed": dict(self.intake.counts)}
+        # Uploads the agency still waits to hear about: the monitor's receipt_overdue check.
+        with transaction(self.intake.engine) as s:
+            late, ids = overdue(s, utcnow(), self.overdue_after)
+        return {"processed": dict(self.intake.counts), "overdue": late, "overdue_ids": ids,
+                "overdue_minutes": int(self.overdue_after.total_seconds() // 60)}
 
     def shutdown(self) -> None:
         self.provenance.close()

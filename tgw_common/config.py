@@ -116,6 +116,8 @@ class ReceiptsConfig(Section):
     outbound: AnyPath = Path("var/inner/receipts")
     # Inner zone: how often the issuer looks for fates without a receipt.
     poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # Inner zone: mail each refusal to the agency's contact through monitor.smtp (if configured).
+    mail_refusals: bool = True
     # Outer zone: where the return link's receiver publishes receipts for `tgw outer receipts run`.
     inbound: AnyPath = Path("var/outer/receipts")
     # Outer zone: where a receipt that fails verification is set aside (and counted, and logged).
@@ -286,6 +288,8 @@ class OuterConfig(WebServerConfig):
     tls_certificate: ExistingFile | None = None
     tls_private_key: ExistingFile | None = None
     unsent_after_minutes: PositiveInt = 60
+    # An upload sent this long ago without a receipt from the inner zone is shown as overdue.
+    receipt_overdue_minutes: PositiveInt = 30
     registration_export_dir: AnyPath = Path("var/outer/certreq")
     # How long a released batch's plaintext (payload ZIP, approval layer, documents) stays in
     # the outer database; the sealed envelope, counts, totals and hashes stay (0: at the next sweep).

@@ -64,6 +64,9 @@ DESCRIPTIONS = {
     "treasury.private_key": "Its private key: inner zone only; the outer zone has none.",
     "treasury.private_key_password_env": "Name of an environment variable holding the key's password, if encrypted.",
     "treasury.legacy_pkcs1v15": "Accept RSA PKCS #1 v1.5 key transport (the profile's legacy mode). Off by default.",
+    "outer.receipt_overdue_minutes": "An upload sent this many minutes ago without a receipt (loaded, refused or "
+                                     "held) from the inner zone is `overdue` in the API and the portal, and the "
+                                     "monitor alerts on it.",
     "receipts.certificate": "The treasury's receipt certificate: the inner zone signs receipts with it, the outer "
                             "zone accepts receipts from it alone (docs/receipts.md).",
     "receipts.private_key": "Its private key: inner zone only (never the envelope key); the outer zone has none.",
@@ -73,6 +76,9 @@ DESCRIPTIONS = {
     "receipts.outbound": "Inner zone: the folder receipts are published into, `<tracking_id>.<n>.p7s`, for the "
                          "return link's sender.",
     "receipts.poll_seconds": "Inner zone: how often `tgw inner receipts run` looks for fates without a receipt.",
+    "receipts.mail_refusals": "Inner zone: mail each refused envelope's receipt facts to its agency's contact "
+                              "(`tgw inner agency set --contact`) through `monitor.smtp`, zh-TW first; once per "
+                              "refusal. Off, or without a `monitor` section, nothing is mailed.",
     "receipts.inbound": "Outer zone: the folder the return link's receiver (its `transfer_receive.inbound`) "
                         "publishes receipts into; `tgw outer receipts run` verifies and stores each.",
     "receipts.dropped_dir": "Outer zone: where a receipt that fails verification is set aside, with the reason "

@@ -124,3 +124,10 @@ def read_receipt(der: bytes, *, signer: x509.Certificate, trust: TrustStore | No
         except Refusal as refusal:
             raise ReceiptRejected("untrusted_signer", f"{refusal.code}: {refusal.message}") from None
     return Receipt.from_json(bytes(layer.content))
+
+
+def content_of(der: bytes) -> Receipt:
+    """The statement of a receipt this zone signed itself (no verification: for its own notices)."""
+    from asn1crypto import cms
+
+    return Receipt.from_json(cms.ContentInfo.load(der)["content"]["encap_content_info"]["content"].native)

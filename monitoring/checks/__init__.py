@@ -39,6 +39,7 @@ CHECK_FUNCTIONS: tuple[CheckFn, ...] = (
     CheckFn("idle", flow.idle, ("idle",), ("events",)),
     CheckFn("quarantine", flow.quarantine, ("quarantine",), ("daemons",)),
     CheckFn("internal_error", flow.internal_error, ("internal_error",), ("daemons",)),
+    CheckFn("receipt_overdue", flow.receipt_overdue, ("receipt_overdue",), ("daemons",)),
     CheckFn("transfer_gap", transfer.transfer_gap, ("transfer_gap",), ("daemons", "events")),
     CheckFn("sender_health", transfer.sender_health, ("sender_health",), ("daemons",)),
     CheckFn("udp_drops", transfer.udp_drops, ("udp_drops",), ("daemons",)),

@@ -169,3 +169,24 @@ def internal_error(snap: Snapshot, env: CheckEnv, now: datetime) -> list[Alert]:
                    "a defect, see the runner's log",
         facts={"tracking_id": str(tid), "reason": "INTERNAL_ERROR"},
     ) for tid in ids[:MAX_STUCK_ALERTS_PER_HOP]]
+
+
+def receipt_overdue(snap: Snapshot, env: CheckEnv, now: datetime) -> list[Alert]:
+    """Envelopes sent across but never answered by a receipt (loaded, refused or held) within
+    outer.receipt_overdue_minutes: lost on the way, or stuck inside. One warning per
+    envelope the receipt intake's heartbeat names (the oldest 20), with the total in its facts."""
+    seen = snap.daemons.get("outer-receipts")
+    if seen is None:
+        return []
+    ids = seen.state.get("overdue_ids")
+    if not isinstance(ids, list):
+        return []
+    total = state_number(seen.state, "overdue") or len(ids)
+    minutes = state_number(seen.state, "overdue_minutes") or 0
+    return [Alert(
+        zone=env.zone, hop="outer-receipts", check="receipt_overdue", host=seen.host, subject=str(tid),
+        severity="warning",
+        summary_zh=f"信封 {tid} 已傳送逾 {minutes:.0f} 分鐘仍無收據（共 {total:.0f} 件）",
+        summary_en=f"envelope {tid} sent over {minutes:.0f} minutes ago has no receipt ({total:.0f} in all)",
+        facts={"tracking_id": str(tid), "overdue": total},
+    ) for tid in ids]

@@ -52,8 +52,16 @@ def test_configs_from_the_templates_load_and_point_at_each_other(layout, loss):
     assert outer.monitor.supervisor_url == inner.monitor.supervisor_url == f"unix://{layout.socket}"
     assert inner.monitor.smtp.port == outer.monitor.smtp.port == p["smtp"]
     assert outer.database.url != inner.database.url
+    # The return link: receipts from the inner side's sender to the outer side's receiver, and only those.
+    assert inner.transfer_send.outbound == inner.receipts.outbound == layout.root / "inner" / "receipts"
+    assert outer.transfer_receive.inbound == outer.receipts.inbound == layout.root / "outer" / "receipts"
+    assert inner.transfer_send.target == f"127.0.0.1:{p['return_relay'] if loss else p['return_receive']}"
+    assert outer.transfer_receive.listen == f"127.0.0.1:{p['return_receive']}"
+    assert outer.receipts.private_key is None and inner.receipts.private_key == layout.pki / "treasury" / "receipt.key"
+    assert inner.receipts.certificate == outer.receipts.certificate == layout.pki / "treasury" / "receipt.pem"
     programs = {d.supervisor_program for d in outer.monitor.daemons + inner.monitor.daemons} - {None}
-    assert programs == {"outer-web", "transfer-send", "transfer-receive", "inner-runner", "supervisor-events"}
+    assert programs == {"outer-web", "transfer-send", "transfer-receive", "inner-runner", "supervisor-events",
+                        "inner-receipts", "return-send", "return-receive", "outer-receipts"}
     assert {p.name for p in TEMPLATES.glob("*.yaml")} == {"outer.yaml", "inner.yaml"}
 
 

@@ -163,3 +163,35 @@ def test_the_issuer_needs_its_key(tmp_path, demo_pki):
     zone = make_zone(root, demo_pki, receipts=section)
     code, _out = cli("inner", "receipts", "run", "--config", str(zone.config))
     assert code == 2
+
+
+def test_a_refusal_is_mailed_once_to_the_agency_contact(tmp_path, demo_pki, fkit):
+    from tests.monitoring.mkit import SmtpServer, body
+
+    from .ikit import cli
+
+    server = SmtpServer()
+    try:
+        root = tmp_path / "zone"
+        zone = make_zone(root, demo_pki, receipts=_receipts_section(root, demo_pki), monitor={
+            "smtp": {"host": "127.0.0.1", "port": server.port, "sender": "tgw@treasury.example.tw",
+                     "recipients": ["ops@treasury.example.tw"], "timeout_seconds": 5}})
+        assert cli("inner", "agency", "set", "A10001", "--contact", "payments@a10001.example.tw",
+                   "--config", str(zone.config))[0] == 0
+        bad = bytearray(envelope(fkit, number=30))
+        bad[len(bad) // 2] ^= 0xFF
+        zone.drop(TRACKING.format(30) + ".p7m", bytes(bad))
+        zone.drop(TRACKING.format(31) + ".p7m", envelope(fkit, number=31))
+        zone.drop("20261207T101500000032Z-A10002-a1b2c3.p7m", b"refused, and A10002 has no contact")
+        run_once(zone)
+        _issue(zone)
+        _issue(zone)
+        [mail] = server.sink.messages
+        assert mail["To"] == "payments@a10001.example.tw" and TRACKING.format(30) in mail["Subject"]
+        text = body(mail)
+        assert text.index("信封未被國庫署受理") < text.index("was refused by the treasury")
+        assert "原因代碼：" in text and "Reason code:" in text
+        assert q(zone, "SELECT agency, mailed_to FROM intake_receipts WHERE state = 'refused' ORDER BY agency") == [
+            ("A10001", "payments@a10001.example.tw"), ("A10002", "")]
+    finally:
+        server.stop()

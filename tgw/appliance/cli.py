@@ -249,7 +249,8 @@ def appliance() -> None:
 @DIR_OPTION
 @click.option("--agency", default=None, help="以此機關的權杖上傳 / upload with this agency's token (default: the "
                                              "file's `upload_as` in expected.json, else the first agency).")
-@click.option("--wait", "wait_for", is_flag=True, help="等待入庫或隔離 / wait until each is loaded or quarantined.")
+@click.option("--wait", "wait_for", is_flag=True,
+              help="等待結果收據 / wait for each fate (loaded or refused) through the API, as the agency sees it.")
 @click.option("--timeout", type=click.FloatRange(1, 3600), default=120, show_default=True,
               help="等待秒數 / seconds to wait for the outcomes (and for an `after` file to be loaded).")
 @click.option("--quiet", "-q", is_flag=True, help="不列出每個信封的路徑 / no per-hop trace of each envelope.")
@@ -263,11 +264,12 @@ def upload(folder: Path, agency: str | None, wait_for: bool, timeout: float, qui
     Prints the tracking id or the refusal of each. Files of a `tgw demo-data envelopes`
     folder are uploaded as its expected.json says (with that agency's token; a file
     marked `after` once that file is loaded), and with --wait each outcome is compared
-    with the expected one. With --wait it prints where each ended (loaded or
-    quarantined, with the reason) and its path through every hop. Exit 0 if every file
+    with the expected one. With --wait it asks the API (GET /api/v1/envelopes/ID) until
+    the inner zone's receipt says loaded or refused, prints where each ended (with the
+    reason) and its path through every hop. Exit 0 if every file
     ended as expected (without expected.json: accepted, and with --wait loaded), else 1.
     """
-    from .client import Zones
+    from .client import Fates, Zones
     from .provision import read_credentials
 
     layout = _layout(folder)
@@ -277,12 +279,15 @@ def upload(folder: Path, agency: str | None, wait_for: bool, timeout: float, qui
     if agency is not None and agency not in creds["agencies"]:
         raise UsageProblem(f"--agency {agency}: not in {layout.credentials_file}")
     files, expected = _in_expected_order(files)
-    zones = Zones(layout)
-    answers, tids = _upload_each(layout, creds, zones, files, expected, agency, timeout)
-    ok = all(a.status == 202 for p, a in answers.items() if str(p) not in expected)
-    if not wait_for:
-        sys.exit(EXIT_OK if ok else EXIT_REFUSED)
-    finals = zones.wait_final(set(tids.values()), timeout=timeout)
+    zones, fates = Zones(layout), Fates(layout)
+    try:
+        answers, tids = _upload_each(creds, fates, files, expected, agency, timeout)
+        ok = all(a.status == 202 for p, a in answers.items() if str(p) not in expected)
+        if not wait_for:
+            sys.exit(EXIT_OK if ok else EXIT_REFUSED)
+        finals = fates.wait(dict(tids.values()), timeout=timeout)
+    finally:
+        fates.close()
     all_loaded, mismatches = _report_outcomes(zones, answers, finals, expected, timeout, quiet)
     if expected:
         click.echo(f"{len(answers) - mismatches} of {len(answers)} as expected 符合預期")
@@ -303,9 +308,9 @@ def _in_expected_order(files: tuple[Path, ...]) -> tuple[tuple[Path, ...], dict[
     return files, expected
 
 
-def _upload_each(layout, creds: dict, zones, files: tuple[Path, ...], expected: dict[str, dict],
-                 agency: str | None, timeout: float) -> tuple[dict, dict[str, str]]:
-    """Upload every file with its agency's token: (path -> answer, path -> tracking id)."""
+def _upload_each(creds: dict, fates, files: tuple[Path, ...], expected: dict[str, dict],
+                 agency: str | None, timeout: float) -> tuple[dict, dict[str, tuple[str, str]]]:
+    """Upload every file with its agency's token: (path -> answer, path -> (tracking id, agency))."""
     from .client import portal_for
 
     portals: dict[str, object] = {}
@@ -316,16 +321,16 @@ def _upload_each(layout, creds: dict, zones, files: tuple[Path, ...], expected: 
             code = agency or (expect or {}).get("upload_as") or next(iter(creds["agencies"]))
             after = (expect or {}).get("after")
             if after and tids.get(str(path.parent / after)):
-                zones.wait_final({tids[str(path.parent / after)]}, timeout=timeout)
+                fates.wait(dict([tids[str(path.parent / after)]]), timeout=timeout)
             if code not in portals:
-                portals[code] = portal_for(layout, code)
+                portals[code] = portal_for(fates.layout, code)
             try:
                 answer = portals[code].upload(path.read_bytes())
             except OSError as exc:
                 raise Failure(f"portal {creds['portal']}: {exc}") from None
             answers[path] = answer
             if answer.status == 202:
-                tids[str(path)] = answer.tracking_id
+                tids[str(path)] = (answer.tracking_id, code)
                 click.echo(f"{path.name}: 202 accepted 已受理 {answer.tracking_id}")
             else:
                 click.echo(f"{path.name}: {answer.status} refused 拒收 {answer.body.get('reason')}: "
@@ -339,13 +344,13 @@ def _upload_each(layout, creds: dict, zones, files: tuple[Path, ...], expected: 
 def _report_outcomes(zones, answers: dict, finals: dict, expected: dict[str, dict], timeout: float,
                      quiet: bool) -> tuple[bool, int]:
     """Print where each upload ended: (every file without an expectation loaded, mismatches)."""
-    from .client import describe, inner_reason, judge
+    from .client import describe, judge
 
     all_loaded, mismatches = True, 0
     for path, answer in answers.items():
         tid = answer.tracking_id if answer.status == 202 else None
         final = finals.get(tid) if tid else None
-        reason = inner_reason(zones, tid) if final and final["event"] == "quarantined" else None
+        reason = final["reason"] if final and final["event"] == "quarantined" else None
         expect = expected.get(str(path))
         if expect is not None:
             problem = judge(expect, answer, final, reason)

@@ -26,7 +26,6 @@ from .layout import Layout
 from .provision import read_credentials
 
 # Where an envelope stops: the inner runner's last word on it.
-FINAL = {"loaded", "quarantined", "duplicate"}
 
 
 @dataclass
@@ -75,6 +74,25 @@ class Portal:
             return Answer(answer.status, body, time.monotonic() - started)
         raise AssertionError("unreachable")
 
+    def fate(self, tracking_id: str) -> Answer:
+        """GET /api/v1/envelopes/<tracking_id>: the upload's state as the agency sees it."""
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            started = time.monotonic()
+            try:
+                self._conn.request("GET", f"/api/v1/envelopes/{tracking_id}",
+                                   headers={"Authorization": f"Bearer {self.token}"})
+                answer = self._conn.getresponse()
+                raw = answer.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt == 2:
+                    raise
+                continue
+            return Answer(answer.status, json.loads(raw) if raw else {}, time.monotonic() - started)
+        raise AssertionError("unreachable")
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -112,31 +130,43 @@ class Zones:
                 events += [r.as_dict() for r in s.scalars(select(EventRow).where(or_(*conds)))]
         return sorted(events, key=lambda e: e["at"])
 
-    def finals(self, tracking_ids: set[str]) -> dict[str, dict[str, Any]]:
-        """The inner runner's final event per tracking id, for those that have one."""
-        out: dict[str, dict[str, Any]] = {}
-        ids = list(tracking_ids)
-        with transaction(self.engines["inner"]) as s:
-            for i in range(0, len(ids), 500):
-                rows = s.scalars(select(EventRow).where(EventRow.hop == "inner-runner",
-                                                        EventRow.event.in_(FINAL),
-                                                        EventRow.tracking_id.in_(ids[i:i + 500]))
-                                 .order_by(EventRow.id))
-                for r in rows:
-                    out.setdefault(r.tracking_id, r.as_dict())
-        return out
 
-    def wait_final(self, tracking_ids: set[str], *, timeout: float, poll: float = 0.5) -> dict[str, dict[str, Any]]:
-        """Until every tracking id has its final event, or the timeout; returns those found."""
+# The states after which an upload's fate is settled (held waits for a fresh CRL: not final).
+FINAL_STATES = {"loaded": "loaded", "refused": "quarantined"}
+
+
+class Fates:
+    """Each upload's fate as its agency sees it through the portal's API (the receipts)."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.portals: dict[str, Portal] = {}
+
+    def final(self, tracking_id: str, agency: str) -> dict[str, Any] | None:
+        if agency not in self.portals:
+            self.portals[agency] = portal_for(self.layout, agency)
+        view = self.portals[agency].fate(tracking_id)
+        if view.status != 200 or view.body.get("state") not in FINAL_STATES:
+            return None
+        return {"event": FINAL_STATES[view.body["state"]], "state": view.body["state"],
+                "reason": view.body.get("reason"), "layer": view.body.get("layer")}
+
+    def wait(self, uploads: dict[str, str], *, timeout: float, poll: float = 0.5) -> dict[str, dict[str, Any]]:
+        """Until every tracking id (-> its agency) has a final fate, or the timeout; returns those found."""
         deadline = time.monotonic() + timeout
         found: dict[str, dict[str, Any]] = {}
         while True:
-            missing = tracking_ids - set(found)
-            if missing:
-                found.update(self.finals(missing))
-            if tracking_ids <= set(found) or time.monotonic() > deadline:
+            for tid in [t for t in uploads if t not in found]:
+                final = self.final(tid, uploads[tid])
+                if final is not None:
+                    found[tid] = final
+            if len(found) == len(uploads) or time.monotonic() > deadline:
                 return found
             time.sleep(poll)
+
+    def close(self) -> None:
+        for portal in self.portals.values():
+            portal.close()
 
 
 def describe(events: list[dict[str, Any]]) -> list[str]:
@@ -151,12 +181,6 @@ def read_expected(folder: Path) -> dict[str, dict[str, Any]]:
     except (FileNotFoundError, ValueError):
         return {}
     return {f["file"]: f for f in data.get("files", [])}
-
-
-def inner_reason(zones: Zones, tracking_id: str) -> str | None:
-    """The reason the inner runner refused an envelope with (its last `refused` event)."""
-    refused = [e for e in zones.trace(tracking_id=tracking_id) if e["hop"] == "inner-runner" and e["event"] == "refused"]
-    return refused[-1]["reason"] if refused else None
 
 
 def judge(expect: dict[str, Any], answer: Answer, final: dict[str, Any] | None, reason: str | None) -> str | None:

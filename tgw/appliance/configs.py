@@ -31,11 +31,14 @@ def has_console() -> bool:
 def values(layout: Layout, settings: Settings, *, console: bool) -> dict[str, str]:
     p = ports(settings.port_base)
     target = p["relay"] if settings.loss is not None else p["receive"]
+    return_target = p["return_relay"] if settings.loss is not None else p["return_receive"]
     return {
         "WEB_BIND": f"127.0.0.1:{p['web']}",
         "CONSOLE_BIND": f"127.0.0.1:{p['console']}",
         "SEND_TARGET": f"127.0.0.1:{target}",
         "RECEIVE_LISTEN": f"127.0.0.1:{p['receive']}",
+        "RETURN_TARGET": f"127.0.0.1:{return_target}",
+        "RETURN_LISTEN": f"127.0.0.1:{p['return_receive']}",
         "OUTER_FEED": layout.feed("outer"),
         "INNER_FEED": layout.feed("inner"),
         "OUTER_METRICS": f"127.0.0.1:{p['metrics_outer']}",

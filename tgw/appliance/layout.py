@@ -26,10 +26,12 @@ PORT_OFFSETS = {
     "smtp": 25,  # the SMTP sink the monitors mail to (TCP)
     "relay": 700,  # the lossy relay's listening port (UDP), with --loss
     "receive": 701,  # the transfer receiver (UDP)
+    "return_receive": 702,  # the return link's receiver on the outer side (UDP): receipts only
+    "return_relay": 703,  # the return link's lossy relay (UDP), with --loss
     "metrics_outer": 601,  # outer monitor's /metrics (TCP)
     "metrics_inner": 602,  # inner monitor's /metrics (TCP)
 }
-UDP_PORTS = ("relay", "receive")
+UDP_PORTS = ("relay", "receive", "return_receive", "return_relay")
 # The officers' signers (`tgw agency signer`, run by hand, never by supervisord) listen on
 # port base + SIGNER_PORT_OFFSET + 3 x agency index + role index: 200-226 for 9 agencies.
 SIGNER_PORT_OFFSET = 200

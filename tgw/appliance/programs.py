@@ -44,10 +44,17 @@ def programs(layout: Layout, settings: Settings, *, console: bool) -> list[Progr
                 ("appliance", "smtp-sink", "--listen", f"127.0.0.1:{p['smtp']}", "--dir", str(layout.mail_dir)), 10),
         Program("monitor-outer", "outer", None, 100, ("monitor", "run", "--config", outer), 20),
         Program("monitor-inner", "inner", None, 101, ("monitor", "run", "--config", inner), 20),
+        # The return link, receiving end first: receipts verified and stored on the outer side.
+        Program("outer-receipts", "outer", "outer-receipts", 150, ("outer", "receipts", "run", "--config", outer), 20),
+        Program("return-receive", "outer", "return-receive", 160, ("transfer", "receive", "--config", outer), 60),
         # A 200 MB envelope takes about two minutes to open and load on a 2-core machine.
         Program("inner-runner", "inner", "inner-runner", 200, ("inner", "run", "--config", inner), 180),
         # The keeper finishes the publication it is writing (hash check and sync of a large file).
         Program("transfer-receive", "inner", "transfer-receive", 210, ("transfer", "receive", "--config", inner), 60),
+    ]
+    out += [
+        Program("inner-receipts", "inner", "inner-receipts", 215, ("inner", "receipts", "run", "--config", inner), 20),
+        Program("return-send", "inner", "return-send", 216, ("transfer", "send", "--config", inner), 30),
     ]
     if console:
         out.append(Program("inner-console", "inner", None, 220, ("inner", "console", "--config", inner), 30))
@@ -56,6 +63,10 @@ def programs(layout: Layout, settings: Settings, *, console: bool) -> list[Progr
                            ("transfer", "relay", "--listen", f"127.0.0.1:{p['relay']}", "--to",
                             f"127.0.0.1:{p['receive']}", "--loss", f"{settings.loss:g}", "--seed",
                             str(settings.relay_seed)), 10, startsecs=2))
+        out.append(Program("return-relay", "appliance", None, 301,
+                           ("transfer", "relay", "--listen", f"127.0.0.1:{p['return_relay']}", "--to",
+                            f"127.0.0.1:{p['return_receive']}", "--loss", f"{settings.loss:g}", "--seed",
+                            str(settings.relay_seed + 1)), 10, startsecs=2))
     out += [
         # A copy in flight ends within its 0.1 s slice; the sender then records and exits.
         Program("transfer-send", "outer", "transfer-send", 400, ("transfer", "send", "--config", outer), 30),
@@ -153,8 +164,8 @@ def supervisord_conf(layout: Layout, settings: Settings, *, console: bool) -> st
 
 def zone_of(program: str) -> str:
     """Which zone's database records what happens to a program (see programs())."""
-    if program.startswith(("outer-", "monitor-outer", "transfer-send")):
+    if program.startswith(("outer-", "monitor-outer", "transfer-send", "return-receive")):
         return "outer"
-    if program.startswith(("inner-", "monitor-inner", "transfer-receive")):
+    if program.startswith(("inner-", "monitor-inner", "transfer-receive", "return-send")):
         return "inner"
     return "appliance"

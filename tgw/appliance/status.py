@@ -22,12 +22,17 @@ HEARTBEATS = {
     "transfer-receive": ("transfer-receive", "files_in_progress"),
     "inner-runner": ("inner-runner", "queue_depth"),
     "inner-console": ("inner-console", None),
+    "inner-receipts": ("inner-receipts", "unpublished"),
+    "return-send": ("transfer-send", "queue_depth"),  # the return link's sender, in the inner zone
+    "return-receive": ("transfer-receive", "files_in_progress"),  # ... and its receiver, in the outer zone
+    "outer-receipts": ("outer-receipts", None),
     "monitor-outer": ("monitor", None),
     "monitor-inner": ("monitor", None),
     EVENT_LISTENER: ("supervisor", None),
 }
 # The order the table is printed in: the envelope's path, then the helpers.
-ORDER = ["outer-web", "transfer-send", "transfer-relay", "transfer-receive", "inner-runner", "inner-console",
+ORDER = ["outer-web", "transfer-send", "transfer-relay", "transfer-receive", "inner-runner", "inner-receipts",
+         "return-send", "return-relay", "return-receive", "outer-receipts", "inner-console",
          "monitor-outer", "monitor-inner", EVENT_LISTENER, "smtp-sink"]
 
 

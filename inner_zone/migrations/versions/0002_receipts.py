@@ -33,6 +33,8 @@ def upgrade() -> None:
         sa.Column("der", sa.LargeBinary(), nullable=False),
         sa.Column("issued_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("published_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("mailed_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("mailed_to", sa.String(length=254), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_intake_receipts")),
         sa.UniqueConstraint("event_id", name=op.f("uq_intake_receipts_event_id")),
     )
