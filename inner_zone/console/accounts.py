@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -47,21 +48,21 @@ def operator_of(user: ConsoleUser) -> Operator:
 def find_user(session: Session, username: str) -> ConsoleUser:
     user = session.scalar(select(ConsoleUser).where(ConsoleUser.username == username))
     if user is None:
-        raise AccountError(f"沒有帳號 {username} / no console user {username}")
+        raise AccountError(_("no console user %(username)s", username=username))
     return user
 
 
 def add_user(engine: Engine, *, username: str, role: str, password: str, display_name: str = "",
              must_change: bool = True, min_length: int = 12, actor: str, where: str) -> dict:
     if not USERNAME.match(username):
-        raise AccountError(f"帳號格式不符 / username {username!r}: letters, digits and . _ @ - (at most 64)")
+        raise AccountError(_("username %(username)s: letters, digits and . _ @ - (at most 64)", username=repr(username)))
     if role not in ROLES:
-        raise AccountError(f"角色須為 {', '.join(ROLES)} / role must be one of {', '.join(ROLES)}, not {role!r}")
+        raise AccountError(_("role must be one of %(roles)s, not %(role)s", roles=", ".join(ROLES), role=repr(role)))
     check_password_policy(password, min_length)
     now = utcnow()
     with transaction(engine) as s:
         if s.scalar(select(ConsoleUser.id).where(ConsoleUser.username == username)) is not None:
-            raise AccountError(f"帳號 {username} 已存在 / username {username} is taken")
+            raise AccountError(_("username %(username)s is taken", username=username))
         user = ConsoleUser(username=username, display_name=display_name.strip()[:200], role=role,
                            password_hash=hash_password(password), active=True, must_change_password=must_change,
                            failed_logins=0, created_at=now, password_changed_at=now)

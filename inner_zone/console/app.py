@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, g, render_template, request
+from flask_babel import gettext as _
 
 from tgw_common.config import Config
 from tgw_common.web.redirects import to_login
 from tgw_common.web.skeleton import ErrorPages, Gate, finish_app, role_title_filter, web_app
 
 from . import timefmt
-from .models import ROLE_TITLES
 from .state import Console
-from .web import console, record
+from .web import ROLE_TITLES, console, record
 
 log = logging.getLogger("inner_zone.console.access")
 
@@ -103,13 +103,13 @@ def _message(title: str, message: str, status: int):
 
 def _csrf_failed(error):
     record("csrf_refused", target=request.path, outcome="refused", cause=error.description)
-    return _message("表單已失效 Form expired", "表單已過期或來源不明，請重新整理頁面後再試 / the form's CSRF token is "
-                    f"missing or invalid ({error.description}); reload the page and try again", 400)
+    return _message(_("Form expired"), _("The form's security token is missing or invalid (%(cause)s); reload the page "
+                                          "and try again.", cause=error.description), 400)
 
 
 def _too_large(error):
-    return _message("檔案過大 Too large",
-                    f"上傳內容超過上限 / the upload is larger than {request.max_content_length:,} bytes", 413)
+    return _message(_("Too large"), _("The upload is larger than %(limit)s bytes.",
+                                       limit=format(request.max_content_length, ",")), 413)
 
 
 def _http_error(error):
@@ -117,7 +117,7 @@ def _http_error(error):
 
 
 def _internal_error():
-    return _message("內部錯誤 Internal error", "處理時發生錯誤，已記錄於日誌 / something went wrong; it is in the log", 500)
+    return _message(_("Internal error"), _("Something went wrong; it is in the log."), 500)
 
 
 PAGES = ErrorPages(http_error=_http_error, csrf_failed=_csrf_failed, too_large=_too_large,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from flask_babel import gettext as _
 
 from tgw_common.db import utcnow
 from tgw_common.pki.certs import fingerprint, load_certificate
@@ -43,33 +44,33 @@ def _when(value: Any, what: str) -> datetime | None:
     try:
         when = datetime.fromisoformat(str(value))
     except ValueError:
-        raise CertReqError(f"{what} 不是時間 / {what} is not an ISO 8601 time: {value!r}") from None
+        raise CertReqError(_("%(what)s is not an ISO 8601 time: %(value)s", what=what, value=repr(value))) from None
     if when.tzinfo is None:
-        raise CertReqError(f"{what} 缺少時區 / {what} needs a UTC offset")
+        raise CertReqError(_("%(what)s needs a UTC offset", what=what))
     return when
 
 
 def parse(data: bytes) -> dict[str, Any]:
     """Check a request file's content; returns it with the certificate parsed."""
     if len(data) > MAX_BYTES:
-        raise CertReqError(f"檔案過大 / a request file is at most {MAX_BYTES // 1024} KiB")
+        raise CertReqError(_("a request file is at most %(kib)s KiB", kib=MAX_BYTES // 1024))
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise CertReqError("不是 JSON 檔 / not a JSON file") from None
+        raise CertReqError(_("not a JSON file")) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CertReqError(f"格式不符，應為 {FORMAT} / not a registration request file (format {FORMAT})")
+        raise CertReqError(_("not a registration request file (format %(format)s)", format=FORMAT))
     for key in ("agency", "role", "fingerprint_sha256", "certificate_pem"):
         if not isinstance(doc.get(key), str) or not doc[key]:
-            raise CertReqError(f"缺少欄位 {key} / the field {key} is missing")
+            raise CertReqError(_("the field %(key)s is missing", key=key))
     if doc["role"] not in ROLES:
-        raise CertReqError(f"角色 {doc['role']!r} 不正確 / role must be one of {', '.join(ROLES)}")
+        raise CertReqError(_("role %(role)s: must be one of %(roles)s", role=repr(doc["role"]), roles=", ".join(ROLES)))
     try:
         cert = load_certificate(doc["certificate_pem"].encode())
     except ValueError:
-        raise CertReqError("certificate_pem 不是憑證 / certificate_pem is not a certificate") from None
+        raise CertReqError(_("certificate_pem is not a certificate")) from None
     if fingerprint(cert) != doc["fingerprint_sha256"].lower():
-        raise CertReqError("指紋與憑證不符 / fingerprint_sha256 does not match the certificate: the file was altered")
+        raise CertReqError(_("fingerprint_sha256 does not match the certificate: the file was altered"))
     doc["delegate"] = bool(doc.get("delegate"))
     doc["window_from_dt"] = _when(doc.get("window_from"), "window_from")
     doc["window_until_dt"] = _when(doc.get("window_until"), "window_until")
@@ -108,17 +109,17 @@ def store_upload(console: Console, filename: str, data: bytes) -> str:
     if not _NAME.match(name):
         name = f"upload-{doc['fingerprint_sha256'][:12]}{SUFFIX}"
     if (folder(console) / name).exists():
-        raise CertReqError(f"{name} 已在待審清單 / {name} is already waiting")
+        raise CertReqError(_("%(name)s is already waiting", name=name))
     write_atomic(folder(console) / name, data, tmp_dir=folder(console) / ".tmp")
     return name
 
 
 def _file(console: Console, name: str) -> Path:
     if not _NAME.match(name):
-        raise CertReqError(f"{name!r} 不是申請檔名 / not a request file name")
+        raise CertReqError(_("%(name)s: not a request file name", name=repr(name)))
     path = folder(console) / name
     if not path.is_file():
-        raise CertReqError(f"{name} 不在待審清單 / {name} is not waiting (approved or dismissed already?)")
+        raise CertReqError(_("%(name)s is not waiting (approved or dismissed already?)", name=name))
     return path
 
 
@@ -159,5 +160,5 @@ def check_certificate(console: Console, cert: x509.Certificate, role: str) -> No
         console.trust().validate(cert, layer=Layer.RELEASE if role == "releaser" else Layer.APPROVAL, moment=now,
                                  signing_time=now)
     except Refusal as refusal:
-        raise CertReqError(f"憑證未通過檢查 / the certificate fails its check: {refusal.code}: "
-                           f"{refusal.message}") from None
+        raise CertReqError(_("the certificate fails its check: %(code)s: %(message)s", code=refusal.code,
+                             message=refusal.message)) from None

@@ -15,6 +15,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect, select
 
 from tgw_common.db import transaction, utcnow
@@ -26,12 +27,13 @@ from .state import Console
 from .timefmt import TAIPEI
 
 # The hops in envelope order, as the inner zone sees them (docs/monitoring.md, "Hops").
+# Each with its title in the page's language (a lazy string).
 HOPS = (
-    ("outer.transfer-send", "外網傳送端（經單向鏈路回報）", "outer sender (seen across the link)"),
-    ("transfer-receive", "內網接收端", "inner receiver"),
-    ("inner-runner", "內網處理程序", "inner runner"),
-    ("monitor", "監控程序", "zone monitor"),
-    (CONSOLE_DAEMON, "操作主控台", "operator console"),
+    ("outer.transfer-send", _l("outer sender (seen across the link)")),
+    ("transfer-receive", _l("inner receiver")),
+    ("inner-runner", _l("inner runner")),
+    ("monitor", _l("zone monitor")),
+    (CONSOLE_DAEMON, _l("operator console")),
 )
 # How often each daemon writes its heartbeat by default (when its state does not say).
 DEFAULT_INTERVAL = {"outer.transfer-send": 2.0, "transfer-receive": 5.0, "inner-runner": 5.0, "monitor": 15.0,
@@ -50,13 +52,13 @@ def daemon_rows(console: Console, now: datetime) -> list[dict[str, Any]]:
     intervals[CONSOLE_DAEMON] = console.cfg.heartbeat_seconds
     out = []
     order = [h[0] for h in HOPS] + sorted(n for n in rows if n not in {h[0] for h in HOPS})
-    titles = {h[0]: (h[1], h[2]) for h in HOPS}
+    titles = dict(HOPS)
     for name in order:
         d = rows.get(name)
-        zh, en = titles.get(name, (name, name))
+        title = titles.get(name, name)
         if d is None:
             if name in titles and name != "monitor":
-                out.append({"daemon": name, "zh": zh, "en": en, "status": "missing", "state": {}, "age": None,
+                out.append({"daemon": name, "title": title, "status": "missing", "state": {}, "age": None,
                             "depth": None, "oldest": None, "pid": None, "last_error": None})
             continue
         state = d["state"] or {}
@@ -72,8 +74,8 @@ def daemon_rows(console: Console, now: datetime) -> list[dict[str, Any]]:
         else:
             status = "down"
         depth = state.get("queue_depth", state.get("files_in_progress"))
-        out.append({**d, "zh": zh, "en": en, "status": status, "age": round(age, 1), "state": state,
-                    "zone_label": "外網 outer" if name.startswith("outer.") else "內網 inner", "depth": depth,
+        out.append({**d, "title": title, "status": status, "age": round(age, 1), "state": state,
+                    "zone_label": _l("outer") if name.startswith("outer.") else _l("inner"), "depth": depth,
                     "oldest": state.get("oldest_age_seconds"), "pid": state.get("pid"),
                     "last_error": state.get("last_error")})
     return out
@@ -108,16 +110,16 @@ def queues(console: Console, daemons: list[dict]) -> list[dict[str, Any]]:
         if first:
             oldest_q = round((utcnow() - datetime.fromisoformat(first)).total_seconds(), 1)
     return [
-        {"hop": "outer.transfer-send", "zh": "外網待傳送", "en": "outer: waiting to be sent",
+        {"hop": "outer.transfer-send", "title": _l("outer: waiting to be sent"),
          "depth": sender.get("queue_depth"), "oldest": None,
          "note": f"outbound {sender.get('outbound_depth', '-')}, last seq {sender.get('last_seq', '-')}"},
-        {"hop": "transfer-receive", "zh": "接收中檔案", "en": "files being received",
+        {"hop": "transfer-receive", "title": _l("files being received"),
          "depth": receiver.get("files_in_progress"), "oldest": None,
          "note": f"keeper backlog {receiver.get('keeper_backlog', '-')}"},
-        {"hop": "inner-runner", "zh": "內網待處理（inbound）", "en": "inbound, waiting for the runner",
+        {"hop": "inner-runner", "title": _l("inbound, waiting for the runner"),
          "depth": inbound["files"], "oldest": inbound["oldest_age_seconds"],
          "note": f"being processed {claimed['files']}"},
-        {"hop": "quarantine", "zh": "隔離待處理", "en": "quarantine, waiting for an operator",
+        {"hop": "quarantine", "title": _l("quarantine, waiting for an operator"),
          "depth": counts["open"], "oldest": oldest_q, "note": f"held (CRL) {counts['held']}"},
     ]
 

@@ -13,12 +13,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
 from tgw_common.db import transaction, utcnow
 from tgw_common.events import EventRow
 from tgw_common.pki.certs import common_name, fingerprint
-from tgw_common.reasons import REASONS, Layer, Refusal
+from tgw_common.reasons import Layer, Refusal
 
 from ..models import Document, Envelope, LoadRecord, Payee
 from ..quarantine import STATUSES
@@ -27,10 +29,10 @@ from .timefmt import day_bounds
 
 STATES = ("loaded", "parallel-test", "open", "held", "retried", "rejected", "in_progress")
 STATE_TITLES = {
-    "loaded": ("已入庫", "loaded"), "parallel-test": ("已入庫（平行測試）", "loaded, parallel-test"),
-    "open": ("隔離中", "in quarantine"), "held": ("暫停（待 CRL）", "held for a CRL"),
-    "retried": ("已重試", "retried"), "rejected": ("已結案", "rejected"),
-    "in_progress": ("處理中／待處理", "on its way"),
+    "loaded": _l("loaded, live"), "parallel-test": _l("loaded, parallel-test"),
+    "open": _l("in quarantine"), "held": _l("held for a CRL"),
+    "retried": _l("retried"), "rejected": _l("rejected"),
+    "in_progress": _l("on its way"),
 }
 # Where an operator fixes the cause of each kind of refusal (the detail page links there).
 FIXES = {
@@ -109,7 +111,8 @@ def _loaded(console, q, agency, envelope_id, tracking_id, voucher_no, state, sin
     with transaction(console.engine) as s:
         return [{"sha256": e.sha256, "state": "parallel-test" if e.is_test else "loaded", "agency": e.agency,
                  "envelope_id": e.envelope_id, "tracking_id": e.tracking_id, "at": e.loaded_at.isoformat(),
-                 "reason": None, "message": f"{e.document_count} 件 documents, NT$ {e.total_amount:,}"}
+                 "reason": None, "message": _("%(count)s documents, NT$ %(amount)s", count=e.document_count,
+                                              amount=format(e.total_amount, ","))}
                 for e in s.scalars(stmt)]
 
 
@@ -215,7 +218,7 @@ def _on_the_way(console, q, tracking_id, since, until, *, known: set[str]) -> li
             continue
         seen.add(sha)
         out.append({"sha256": sha, "state": "in_progress", "agency": None, "envelope_id": None, "tracking_id": tid,
-                    "at": at.isoformat(), "reason": None, "message": "已到達內網，等待處理 / arrived, waiting for the runner"})
+                    "at": at.isoformat(), "reason": None, "message": _("arrived, waiting for the runner")})
     return out
 
 
@@ -335,8 +338,6 @@ def timeline(console: Console, sha: str) -> list[dict[str, Any]]:
         at = datetime.fromisoformat(ev["at"])
         ev["since_previous"] = (at - previous).total_seconds() if previous else None
         previous = at
-        info = REASONS.get(ev.get("reason") or "")
-        ev["reason_zh"] = info.zh if info else None
     return events
 
 
@@ -371,14 +372,14 @@ def layers_of_loaded(loaded: dict[str, Any]) -> list[dict[str, Any]]:
     r, seal = loaded["releaser"], loaded["seal"]
     manifest = loaded.get("manifest") or {}
     return [
-        {"layer": "release", "zh": "第 1 層 放行簽章", "type": "SignedData",
+        {"layer": "release", "title": _l("layer 1, release signature"), "type": "SignedData",
          "algorithms": f"{r.get('digest')} / {r.get('signature')}", "signers": 1},
-        {"layer": "seal", "zh": "第 2 層 加密封套", "type": seal.get("content_type"),
+        {"layer": "seal", "title": _l("layer 2, sealed envelope"), "type": seal.get("content_type"),
          "algorithms": f"{seal.get('cipher')} / {seal.get('key_transport')}", "recipients": seal.get("recipients")},
-        {"layer": "approval", "zh": "第 3 層 核章簽章", "type": "SignedData",
+        {"layer": "approval", "title": _l("layer 3, approval signatures"), "type": "SignedData",
          "algorithms": ", ".join(sorted({f"{a.get('digest')} / {a.get('signature')}" for a in loaded["approvals"]})),
          "signers": len(loaded["approvals"])},
-        {"layer": "payload", "zh": "第 4 層 文件封包", "type": "ZIP + manifest.json",
+        {"layer": "payload", "title": _l("layer 4, document package"), "type": "ZIP + manifest.json",
          "algorithms": f"profile {manifest.get('profile', '-')}", "documents": len(manifest.get("documents", []))},
     ]
 
@@ -397,14 +398,14 @@ def _standing(console: Console, cert, entry, layer: str) -> dict[str, Any]:
                            "registered_agency": entry.agency if entry else None,
                            "registered_role": entry.role if entry else None}
     if cert is None:
-        out.update(trust="unknown", trust_message="憑證不在註冊資料中 / certificate not in the registry")
+        out.update(trust="unknown", trust_message=_l("certificate not in the registry"))
         return out
     out["not_after_dt"] = cert.not_valid_after_utc
     out["days_left"] = (cert.not_valid_after_utc - now).days
     try:
         console.trust().validate(cert, layer=Layer.RELEASE if layer == "release" else Layer.APPROVAL, moment=now,
                                  signing_time=now)
-        out.update(trust="valid", trust_message="有效 / valid now")
+        out.update(trust="valid", trust_message=_l("valid now"))
     except Refusal as refusal:
         out.update(trust=refusal.code, trust_message=refusal.message)
     return out
@@ -435,17 +436,18 @@ def layers_of_file(console: Console, path: Path) -> tuple[list[dict], list[dict]
     for layer in info.get("layers", []):
         if layer["layer"] == "release":
             algs = ", ".join(sorted({f"{s['digest']} / {s['signature']}" for s in layer.get("signers", [])}))
-            layers.append({"layer": "release", "zh": "第 1 層 放行簽章", "type": layer["type"], "algorithms": algs,
+            layers.append({"layer": "release", "title": _l("layer 1, release signature"), "type": layer["type"],
+                           "algorithms": algs,
                            "signers": len(layer.get("signers", []))})
         elif layer["layer"] == "seal":
             kt = ", ".join(sorted({r.get("key_transport", r["type"]) for r in layer.get("recipients", [])}))
-            layers.append({"layer": "seal", "zh": "第 2 層 加密封套", "type": layer["type"],
+            layers.append({"layer": "seal", "title": _l("layer 2, sealed envelope"), "type": layer["type"],
                            "algorithms": f"{layer.get('cipher')} / {kt}", "recipients": len(layer.get("recipients", []))})
     if "note" in info:
-        layers.append({"layer": "approval", "zh": "第 3、4 層", "type": "（加密）encrypted",
-                       "algorithms": "未入庫：僅處理程序能解密 / not loaded: only the runner can decrypt these"})
+        layers.append({"layer": "approval", "title": _l("layers 3 and 4"), "type": _l("(encrypted)"),
+                       "algorithms": _l("not loaded: only the runner can decrypt these")})
     if "error" in info:
-        layers.append({"layer": "error", "zh": "無法解析", "type": "-", "algorithms": info["error"]})
+        layers.append({"layer": "error", "title": _l("not readable"), "type": "-", "algorithms": info["error"]})
     signers = []
     try:
         sd = cms.ContentInfo.load(data)["content"]

@@ -20,11 +20,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 # Each role includes the ones before it.
 ROLES = ("viewer", "operator", "administrator")
-ROLE_TITLES = {
-    "viewer": ("檢視者", "viewer"),
-    "operator": ("操作員", "operator"),
-    "administrator": ("管理者", "administrator"),
-}
+# Their titles in the pages' languages are in web.ROLE_TITLES (the CLI shows the bare role).
 
 
 class ConsoleBase(DeclarativeBase):

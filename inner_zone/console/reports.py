@@ -20,6 +20,8 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from sqlalchemy import func, inspect, select
 
 from tgw_common.db import transaction
@@ -38,15 +40,19 @@ class ReportError(ValueError):
 
 
 def kind_title(kind: str) -> str:
+    """A document kind's name in the request's language (English outside a request)."""
     info = KINDS.get(kind)
-    return f"{info.zh} {info.en}" if info else kind
+    if info is None:
+        return kind
+    locale = get_locale()
+    return info.zh if locale is not None and locale.language == "zh" else info.en
 
 
 def check_range(day_from: date, day_until: date) -> None:
     if day_until < day_from:
-        raise ReportError("結束日早於開始日 / the end date is before the start date")
+        raise ReportError(_("the end date is before the start date"))
     if (day_until - day_from).days >= MAX_DAYS:
-        raise ReportError(f"最多 {MAX_DAYS} 天 / at most {MAX_DAYS} days per report")
+        raise ReportError(_("at most %(days)s days per report", days=MAX_DAYS))
 
 
 def totals(console: Console, day_from: date, day_until: date, agency: str = "") -> list[dict[str, Any]]:
@@ -124,7 +130,7 @@ def _sent_side(s, since: datetime, until: datetime) -> tuple[dict[date, set[int]
         if g.closed_at is None and since <= g.opened_at < until:
             missing.append({"day": taipei_day(g.opened_at), "seq": g.seq, "name": g.name,
                             "tracking_id": g.as_dict()["tracking_id"], "since": g.opened_at,
-                            "what": "缺漏（未到達）/ gap: never arrived", "source": g.source})
+                            "what": _("gap: never arrived"), "source": g.source})
     _sent_not_heard_of(s, max(first_heard, default=0), since, until, sent, missing)
     return sent, missing
 
@@ -139,7 +145,7 @@ def _sent_not_heard_of(s, top_known: int, since: datetime, until: datetime, sent
         for seq in range(top_known + 1, last_seq + 1):
             sent[day].add(seq)
             missing.append({"day": day, "seq": seq, "name": None, "tracking_id": None, "since": hb.at,
-                            "what": "已送出，尚未到達 / sent, not heard of yet", "source": "heartbeat"})
+                            "what": _("sent, not heard of yet"), "source": "heartbeat"})
 
 
 class _RunnerSide:
@@ -175,14 +181,14 @@ def _arrived_not_loaded(seen: _RunnerSide, entries: dict[str, dict[str, Any]]
         if loaded_at is not None and taipei_day(loaded_at) == day:
             continue
         if loaded_at is not None:
-            what = f"次日以後入庫 / loaded later, {local(loaded_at, '%Y-%m-%d %H:%M')}"
+            what = _("loaded later, %(when)s", when=local(loaded_at, "%Y-%m-%d %H:%M"))
         elif sha in entries:
             e = entries[sha]
-            what = f"隔離 {e['status']} / quarantine {e['status']}: {e.get('reason')}"
+            what = _("quarantine %(status)s: %(reason)s", status=e["status"], reason=e.get("reason"))
         elif sha in seen.duplicates:
-            what = "重複檔案，已入庫過 / identical copy of a loaded envelope"
+            what = _("identical copy of a loaded envelope")
         else:
-            what = "待處理 / waiting for the runner"
+            what = _("waiting for the runner")
         not_loaded.append({"day": day, "sha256": sha, "tracking_id": tid, "arrived_at": at, "what": what,
                            "quarantine_id": entries.get(sha, {}).get("id")})
     return arrived, not_loaded
@@ -197,7 +203,7 @@ def _loaded_unannounced(seen: _RunnerSide) -> tuple[dict[date, int], list[dict[s
         if sha not in seen.arrived_any:
             unannounced.append({"day": taipei_day(at), "sha256": sha, "tracking_id": tid, "envelope_id": eid,
                                 "agency": ag, "loaded_at": at,
-                                "what": "無到達紀錄（手動處理？）/ no arrival recorded (processed by hand?)"})
+                                "what": _("no arrival recorded (processed by hand?)")})
     return loaded, unannounced
 
 
@@ -205,8 +211,8 @@ def _loaded_unannounced(seen: _RunnerSide) -> tuple[dict[date, int], list[dict[s
 def totals_csv(rows: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(["日期 date", "機關 agency", "文件類別 kind", "帳別 ledger", "信封數 envelopes", "文件數 documents",
-                "金額 amount (NT$)"])
+    w.writerow([_("Day"), _("Agency"), _("Document kind"), _("Ledger"), _("Envelopes (count)"), _("Documents"),
+                _("Amount (NT$)")])
     for r in rows:
         w.writerow([r["day"].isoformat(), r["agency"], r["kind"], r["ledger"], r["envelopes"], r["documents"],
                     r["amount"]])
@@ -217,12 +223,12 @@ def totals_csv(rows: list[dict[str, Any]]) -> bytes:
 def reconciliation_csv(rec: dict[str, Any]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(["日期 date", "送出 sent", "到達 arrived", "入庫 loaded", "送出-到達 sent-arrived", "到達-入庫 arrived-loaded"])
+    w.writerow([_("Day"), _("Sent"), _("Arrived"), _("Loaded (count)"), _("Sent − arrived"), _("Arrived − loaded")])
     for r in rec["days"]:
         w.writerow([r["day"].isoformat(), "" if r["sent"] is None else r["sent"], r["arrived"], r["loaded"],
                     "" if r["sent_minus_arrived"] is None else r["sent_minus_arrived"], r["arrived_minus_loaded"]])
     w.writerow([])
-    w.writerow(["差異 difference", "日期 date", "序號 seq / sha256", "追蹤編號 tracking id", "說明 what"])
+    w.writerow([_("Difference"), _("Day"), _("Seq / SHA-256"), _("Tracking id"), _("Explanation")])
     for m in rec["missing"]:
         w.writerow(["sent-not-arrived", m["day"].isoformat(), m["seq"], m["tracking_id"] or "", m["what"]])
     for m in rec["not_loaded"]:
@@ -254,21 +260,22 @@ def pdf(rows: list[dict[str, Any]], rec: dict[str, Any], *, day_from: date, day_
                         ("ALIGN", (4, 1), (-1, -1), "RIGHT"), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")])
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=14 * mm, rightMargin=14 * mm, topMargin=14 * mm,
-                            bottomMargin=14 * mm, title="國庫電子支付閘道 每日報表", author="tgw inner console")
+                            bottomMargin=14 * mm, title=_("Treasury e-Payment Gateway daily report"), author="tgw inner console")
     story: list[Any] = [
-        Paragraph("國庫電子支付閘道　每日報表 Daily report", title),
-        Paragraph(f"期間 Period：{day_from} ～ {day_until}（臺北時間 Taipei）　機關 Agency：{agency or '全部 all'}　"
-                  f"列印 Printed：{local(datetime.now().astimezone())} by {printed_by}", small),
-        Paragraph("一、各機關各類文件入庫合計 Totals per agency and document kind", h2),
+        Paragraph(_("Treasury e-Payment Gateway daily report"), title),
+        Paragraph(_("Period: %(start)s to %(until)s (Taipei time). Agency: %(agency)s. Printed: %(when)s by %(who)s",
+                    start=day_from, until=day_until, agency=agency or _("all"),
+                    when=local(datetime.now().astimezone()), who=printed_by), small),
+        Paragraph(_("1. Totals per agency and document kind"), h2),
     ]
-    data = [["日期", "機關", "文件類別", "帳別", "信封", "文件", "金額（新臺幣）"]]
-    data += [[r["day"].isoformat(), r["agency"], r["kind_title"], "正式" if r["ledger"] == "live" else "測試",
+    data = [[_("Day"), _("Agency"), _("Document kind"), _("Ledger"), _("Envelopes (count)"), _("Documents"), _("Amount (NT$)")]]
+    data += [[r["day"].isoformat(), r["agency"], r["kind_title"], _("live") if r["ledger"] == "live" else _("test"),
               f"{r['envelopes']:,}", f"{r['documents']:,}", f"{r['amount']:,}"] for r in rows]
     if len(data) == 1:
-        data.append(["—", "", "無資料 no data", "", "", "", ""])
+        data.append(["—", "", _("no data"), "", "", "", ""])
     story += [Table(data, repeatRows=1, style=style), Spacer(1, 4 * mm),
-              Paragraph("二、送出、到達與入庫對帳 Reconciliation of sent, arrived and loaded", h2)]
-    rdata = [["日期", "送出", "到達", "入庫", "送出－到達", "到達－入庫"]]
+              Paragraph(_("2. Reconciliation of sent, arrived and loaded"), h2)]
+    rdata = [[_("Day"), _("Sent"), _("Arrived"), _("Loaded (count)"), _("Sent − arrived"), _("Arrived − loaded")]]
     rdata += [[r["day"].isoformat(), "-" if r["sent"] is None else f"{r['sent']:,}", f"{r['arrived']:,}",
                f"{r['loaded']:,}", "-" if r["sent_minus_arrived"] is None else str(r["sent_minus_arrived"]),
                str(r["arrived_minus_loaded"])] for r in rec["days"]]
@@ -278,8 +285,8 @@ def pdf(rows: list[dict[str, Any]], rec: dict[str, Any], *, day_from: date, day_
     diffs += [[m["day"].isoformat(), m["sha256"][:16] + "…", m["tracking_id"] or "", m["what"]]
               for m in rec["not_loaded"] + rec["unannounced"]]
     if diffs:
-        story += [Paragraph("差異明細 Differences", h2),
-                  Table([["日期", "序號／SHA-256", "追蹤編號", "說明"], *diffs], repeatRows=1,
+        story += [Paragraph(_("Differences"), h2),
+                  Table([[_("Day"), _("Seq / SHA-256"), _("Tracking id"), _("Explanation")], *diffs], repeatRows=1,
                         style=TableStyle(style.getCommands()[:4]), colWidths=[24 * mm, 40 * mm, 50 * mm, 68 * mm])]
     doc.build(story)
     return buf.getvalue()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from tgw_common.db import transaction, utcnow
@@ -19,7 +20,7 @@ from . import audit
 from .accounts import Operator, operator_of
 from .models import ConsoleSession, ConsoleUser
 
-BAD_CREDENTIALS = "帳號或密碼錯誤 / wrong username or password"
+BAD_CREDENTIALS = _l("wrong username or password")
 
 
 class SignInRefused(Exception):

@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from flask_babel import gettext as _
 
 from tgw_common.config import Config
 from tgw_common.db import utcnow
@@ -89,38 +90,41 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:60] or "ca"
 
 
+def _utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%MZ")
+
+
 def install_crl(config: Config, data: bytes) -> dict[str, Any]:
     """Validate an uploaded CRL and write it into trust.crl_dir; returns what was installed."""
     crl_dir = config.trust.crl_dir
     if crl_dir is None:
-        raise TrustError("設定檔未指定 trust.crl_dir，無法安裝 / trust.crl_dir is not set in the config: "
-                         "there is no folder to install CRLs into")
+        raise TrustError(_("trust.crl_dir is not set in the config: there is no folder to install CRLs into"))
     if not data:
-        raise TrustError("請選擇 CRL 檔 / choose a CRL file")
+        raise TrustError(_("choose a CRL file"))
     if len(data) > MAX_CRL_BYTES:
-        raise TrustError(f"檔案過大 / a CRL file is at most {MAX_CRL_BYTES // (1024 * 1024)} MiB")
+        raise TrustError(_("a CRL file is at most %(mib)s MiB", mib=MAX_CRL_BYTES // (1024 * 1024)))
     try:
         crl = load_crl(data)
     except ValueError:
-        raise TrustError("不是 PEM 或 DER 格式的 CRL / not a CRL in PEM or DER") from None
+        raise TrustError(_("not a CRL in PEM or DER")) from None
     issuer = next((ca for _kind, ca in authorities(config) if ca.subject == crl.issuer), None)
     if issuer is None:
-        raise TrustError(f"發行者不是已設定的憑證機構 / the issuer {crl.issuer.rfc4514_string()} is not one of the "
-                         "configured trust anchors or intermediates")
+        raise TrustError(_("the issuer %(issuer)s is not one of the configured trust anchors or intermediates",
+                           issuer=crl.issuer.rfc4514_string()))
     try:
         valid = crl.is_signature_valid(issuer.public_key())
     except (TypeError, ValueError):
         valid = False
     if not valid:
-        raise TrustError(f"簽章驗證失敗 / the CRL's signature does not verify with {common_name(issuer.subject)}'s key")
+        raise TrustError(_("the CRL's signature does not verify with %(issuer)s's key", issuer=common_name(issuer.subject)))
     now = utcnow()
     if crl.next_update_utc is not None and crl.next_update_utc <= now:
-        raise TrustError(f"此 CRL 已逾期（nextUpdate {crl.next_update_utc:%Y-%m-%d %H:%M}Z）/ this CRL is already "
-                         "stale: installing it would not release held envelopes")
+        raise TrustError(_("this CRL is already stale (nextUpdate %(next)s): installing it would not release held "
+                           "envelopes", next=_utc(crl.next_update_utc)))
     current = installed(config).get(crl.issuer.public_bytes())
     if current is not None and crl.last_update_utc < current[1].last_update_utc:
-        raise TrustError(f"比已安裝者舊（{crl.last_update_utc:%Y-%m-%d %H:%M}Z < "
-                         f"{current[1].last_update_utc:%Y-%m-%d %H:%M}Z）/ older than the installed CRL of this issuer")
+        raise TrustError(_("older than the installed CRL of this issuer (%(new)s < %(old)s)",
+                           new=_utc(crl.last_update_utc), old=_utc(current[1].last_update_utc)))
     folder = Path(crl_dir)
     if current is not None and current[0].parent == folder:
         dest = current[0]  # replace the issuer's own file, so the folder keeps one list per CA

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from tgw_common.db import transaction
@@ -36,7 +38,7 @@ def agencies():
 
 
 @bp.post("/agencies")
-@require("administrator", "變更機關設定", "change agency settings")
+@require("administrator", _l("change agency settings"))
 def set_agency():
     c = console()
     form = request.form
@@ -49,21 +51,21 @@ def set_agency():
         limit = None
         if limit_text:
             if not limit_text.isdigit():
-                raise agency_settings.AgencyError(f"限額須為正整數（新臺幣元）/ the limit {limit_text!r} is not a whole "
-                                                  "NT$ amount")
+                raise agency_settings.AgencyError(_("the limit %(limit)s is not a whole NT$ amount",
+                                                    limit=repr(limit_text)))
             limit = int(limit_text)
         row = agency_settings.set_agency(c.engine, code, mode=mode, epayment_limit=limit, clear_limit=not limit_text,
                                          contact=contact, default_mode=c.config.inner.default_agency_mode)
     except agency_settings.AgencyError as exc:
         record("agency_updated", target=code or None, outcome="refused", error=str(exc))
-        flash(f"未變更 / not changed: {exc}", "error")
+        flash(_("Not changed: %(error)s", error=exc), "error")
         return redirect(url_for("admin.agencies"))
     after = row.as_dict()
     changed = {k: {"from": (before or {}).get(k), "to": after[k]} for k in ("mode", "epayment_limit", "contact")
                if (before or {}).get(k) != after[k]}
     record("agency_updated", target=code, changes=changed, created=before is None)
-    flash(f"{code}: 已更新 / updated ({row.mode}, "
-          f"{'default limit' if row.epayment_limit is None else f'NT$ {row.epayment_limit:,}'})", "ok")
+    limit = _("default limit") if row.epayment_limit is None else f"NT$ {row.epayment_limit:,}"
+    flash(_("%(code)s: updated (%(mode)s, %(limit)s)", code=code, mode=row.mode, limit=limit), "ok")
     return redirect(url_for("admin.agencies"))
 
 
@@ -114,7 +116,7 @@ def export(fmt: str):
 
 # ------------------------------------------------------------------ audit log and users
 @bp.get("/audit")
-@require("administrator", "檢視稽核紀錄", "read the audit log")
+@require("administrator", _l("read the audit log"))
 def audit_log():
     args = request.args
     actor, action = args.get("actor", "").strip()[:64], args.get("action", "").strip()[:32]
@@ -133,6 +135,6 @@ def audit_log():
 
 
 @bp.get("/users")
-@require("administrator", "檢視使用者", "list console users")
+@require("administrator", _l("list console users"))
 def users():
     return render_template("users.html", users=list_users(console().engine))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from tgw_common.reasons import REASONS
 
@@ -24,17 +25,17 @@ def dashboard():
     data = board.gather(console())
     h = data["hourly"]
     throughput = charts.bars(
-        "chart-throughput", "每小時件數 Envelopes per hour", h["labels"],
-        [("loaded", "入庫 loaded", h["counts"]["loaded"]),
-         ("quarantined", "隔離 quarantined", h["counts"]["quarantined"]),
-         ("duplicate", "重複 duplicate", h["counts"]["duplicate"])], unit="件 / h")
-    arrivals = charts.bars("chart-arrivals", "每小時到達 Arrivals per hour", h["labels"],
-                           [("arrived", "到達 arrived", h["counts"]["arrived"])], unit="件 / h")
+        "chart-throughput", _("Envelopes per hour"), h["labels"],
+        [("loaded", _("loaded"), h["counts"]["loaded"]),
+         ("quarantined", _("quarantined"), h["counts"]["quarantined"]),
+         ("duplicate", _("duplicate"), h["counts"]["duplicate"])], unit=_("envelopes / h"))
+    arrivals = charts.bars("chart-arrivals", _("Arrivals per hour"), h["labels"],
+                           [("arrived", _("arrived"), h["counts"]["arrived"])], unit=_("envelopes / h"))
     latency = charts.lines(
-        "chart-latency", "處理時間 Latency (seconds)", h["labels"],
-        [("p50", "到達→入庫 p50 arrival to load", h["arrival_to_load_p50"]),
-         ("p95", "到達→入庫 p95", h["arrival_to_load_p95"]),
-         ("proc", "處理 p50 processing", h["processing_p50"])], unit="s")
+        "chart-latency", _("Latency (seconds)"), h["labels"],
+        [("p50", _("arrival to load, p50"), h["arrival_to_load_p50"]),
+         ("p95", _("arrival to load, p95"), h["arrival_to_load_p95"]),
+         ("proc", _("processing, p50"), h["processing_p50"])], unit="s")
     return render_template("dashboard.html", d=data, throughput=throughput, arrivals=arrivals, latency=latency,
                            hours=console().cfg.chart_hours)
 
@@ -72,7 +73,7 @@ def envelopes():
 def lookup(name: str):
     sha = env.resolve(console(), name[:200])
     if sha is None:
-        abort(404, description=f"找不到 {name} / no envelope known by that name")
+        abort(404, description=_("No envelope is known by the name %(name)s.", name=name))
     return redirect(url_for("main.envelope", sha=sha))
 
 
@@ -82,5 +83,5 @@ def envelope(sha: str):
         return redirect(url_for("main.lookup", name=sha))
     info = env.detail(console(), sha)
     if info is None:
-        abort(404, description="找不到此信封 / no envelope with this SHA-256 is known here")
+        abort(404, description=_("No envelope with this SHA-256 is known here."))
     return render_template("envelope.html", e=info, titles=env.STATE_TITLES, reasons=REASONS)

@@ -8,6 +8,8 @@ by "console:<username>"; each one is audited, including those that could not be 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from tgw_common.reasons import REASONS
 from tgw_common.web.redirects import safe_next
@@ -38,7 +40,7 @@ def entry(qid: str):
     try:
         e = console().quarantine.get(qid)
     except QuarantineError as exc:
-        return render_template("message.html", title="找不到 Not found", kind="error", message=str(exc)), 404
+        return render_template("message.html", title=_("Not found"), kind="error", message=str(exc)), 404
     e["fix"] = fix_for(e.get("reason"))
     return render_template("quarantine_entry.html", e=e, reasons=REASONS)
 
@@ -65,34 +67,34 @@ def _act(ids: list[str], action: str, do, note: str | None, done_text: str, fail
         record(action, target=qid, note=note, sha256=e["sha256"], reason=e.get("reason"), agency=e.get("agency"))
         done.append(qid)
     if done:
-        flash(f"{done_text}: {', '.join(done)}", "ok")
+        flash(_("%(what)s: %(ids)s", what=done_text, ids=", ".join(done)), "ok")
     for msg in failed:
-        flash(f"{failed_text}: {msg}", "error")
+        flash(_("%(what)s: %(error)s", what=failed_text, error=msg), "error")
     return _back()
 
 
 @bp.post("/retry")
-@require("operator", "重試隔離信封", "retry quarantined envelopes")
+@require("operator", _l("retry quarantined envelopes"))
 def retry():
     ids, note = _ids(), request.form.get("note", "").strip()[:500] or None
     if not ids:
-        flash("請勾選要重試的信封 / tick the envelopes to retry", "error")
+        flash(_("Tick the envelopes to retry."), "error")
         return _back()
     c, by = console(), f"console:{me().username}"
     return _act(ids, "quarantine_retried", lambda qid: retry_entry(c.inner, qid, note=note, by=by, hop=HOP), note,
-                "已放回佇列重新處理 / put back into the inbound queue", "無法重試 / not retried")
+                _("Put back into the inbound queue"), _("Not retried"))
 
 
 @bp.post("/reject")
-@require("operator", "結案隔離信封", "reject quarantined envelopes")
+@require("operator", _l("reject quarantined envelopes"))
 def reject():
     ids, note = _ids(), request.form.get("note", "").strip()[:500]
     if not ids:
-        flash("請勾選要結案的信封 / tick the envelopes to reject", "error")
+        flash(_("Tick the envelopes to reject."), "error")
         return _back()
     if not note:
-        flash("結案須填寫原因 / a rejection needs a note saying why", "error")
+        flash(_("A rejection needs a note saying why."), "error")
         return _back()
     c, by = console(), f"console:{me().username}"
     return _act(ids, "quarantine_rejected", lambda qid: reject_entry(c.inner, qid, note=note, by=by, hop=HOP), note,
-                "已結案 / rejected", "無法結案 / not rejected")
+                _("Rejected"), _("Not rejected"))

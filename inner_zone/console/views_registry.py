@@ -6,6 +6,8 @@ import re
 from datetime import datetime
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from tgw_common.db import utcnow
 from tgw_common.pki.certs import common_name, load_certificate
@@ -18,7 +20,8 @@ from .web import console, me, record, require
 bp = Blueprint("registry", __name__)
 AGENCY = re.compile(r"^[0-9A-Z]{4,12}$")
 MAX_CERT_BYTES = 64 * 1024
-ROLE_TITLES = {"accountant": "主辦會計 accountant", "head": "機關長官 head", "releaser": "放行人 releaser"}
+# An agency's signer roles (tgw_common.registry.ROLES) by their titles in the page's language.
+ROLE_TITLES = {"accountant": _l("accountant"), "head": _l("head of agency"), "releaser": _l("releaser")}
 
 
 def _local_dt(value: str | None) -> datetime | None:
@@ -29,7 +32,7 @@ def _local_dt(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise RegistryError(f"時間格式不符 / {value!r} is not a date and time") from None
+        raise RegistryError(_("%(value)s is not a date and time", value=repr(value))) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=TAIPEI)
 
 
@@ -62,7 +65,7 @@ def index():
 
 
 @bp.post("/registry/signers")
-@require("operator", "註冊憑證", "register certificates")
+@require("operator", _l("register certificates"))
 def add_signer():
     c = console()
     form = request.form
@@ -71,17 +74,17 @@ def add_signer():
     data = upload.read(MAX_CERT_BYTES + 1) if upload else b""
     try:
         if not AGENCY.match(agency):
-            raise RegistryError("機關代號須為 4 至 12 個大寫英數字 / the agency code is 4 to 12 upper-case letters or digits")
+            raise RegistryError(_("the agency code is 4 to 12 upper-case letters or digits"))
         if role not in ROLES:
-            raise RegistryError(f"請選擇角色 / choose a role: {', '.join(ROLES)}")
+            raise RegistryError(_("choose a role: %(roles)s", roles=", ".join(ROLES)))
         if not data:
-            raise RegistryError("請選擇憑證檔 / choose a certificate file")
+            raise RegistryError(_("choose a certificate file"))
         if len(data) > MAX_CERT_BYTES:
-            raise RegistryError("憑證檔過大 / a certificate file is at most 64 KiB")
+            raise RegistryError(_("a certificate file is at most 64 KiB"))
         try:
             cert = load_certificate(data)
         except ValueError:
-            raise RegistryError("不是 PEM 或 DER 格式的 X.509 憑證 / not an X.509 certificate in PEM or DER") from None
+            raise RegistryError(_("not an X.509 certificate in PEM or DER")) from None
         delegate = form.get("delegate") == "1"
         certreqs.check_certificate(c, cert, role)
         signer = c.registry.add(cert, agency=agency, role=role, delegate=delegate,
@@ -90,23 +93,23 @@ def add_signer():
                                 note=(form.get("note", "").strip()[:400] or None))
     except (RegistryError, certreqs.CertReqError) as exc:
         record("signer_registered", target=agency or None, outcome="refused", role_requested=role, error=str(exc))
-        flash(f"未註冊 / not registered: {exc}", "error")
+        flash(_("Not registered: %(error)s", error=exc), "error")
         return redirect(url_for("registry.index"))
     record("signer_registered", target=signer.fingerprint, agency=agency, signer_role=role, delegate=signer.delegate,
            subject=signer.subject, window_from=signer.window_from.isoformat() if signer.window_from else None,
            window_until=signer.window_until.isoformat() if signer.window_until else None)
-    flash(f"已註冊 / registered: {common_name(cert.subject)} ({agency}, {ROLE_TITLES[role]}) "
-          f"{signer.fingerprint[:16]}…", "ok")
+    flash(_("Registered: %(name)s (%(agency)s, %(role)s) %(fingerprint)s…", name=common_name(cert.subject),
+            agency=agency, role=ROLE_TITLES[role], fingerprint=signer.fingerprint[:16]), "ok")
     return redirect(url_for("registry.index", agency=agency))
 
 
 @bp.post("/registry/signers/<fp>/revoke")
-@require("administrator", "撤銷憑證註冊", "revoke registrations")
+@require("administrator", _l("revoke registrations"))
 def revoke(fp: str):
     c = console()
     note = request.form.get("note", "").strip()[:400]
     if not note:
-        flash("撤銷須填寫原因 / a revocation needs a note saying why", "error")
+        flash(_("A revocation needs a note saying why."), "error")
         return redirect(url_for("registry.index"))
     try:
         signer = c.registry.revoke(fp, note=note)
@@ -115,46 +118,46 @@ def revoke(fp: str):
         flash(str(exc), "error")
         return redirect(url_for("registry.index"))
     record("signer_revoked", target=signer.fingerprint, agency=signer.agency, signer_role=signer.role, note=note)
-    flash(f"已撤銷註冊 / registration revoked: {signer.subject}", "ok")
+    flash(_("Registration revoked: %(subject)s", subject=signer.subject), "ok")
     return redirect(url_for("registry.index", agency=signer.agency))
 
 
 @bp.post("/registry/certreqs")
-@require("operator", "上傳註冊申請", "upload registration requests")
+@require("operator", _l("upload registration requests"))
 def upload_certreq():
     upload = request.files.get("request_file")
     data = upload.read(certreqs.MAX_BYTES + 1) if upload else b""
     try:
         if not data:
-            raise certreqs.CertReqError("請選擇申請檔 / choose a .certreq.json file")
+            raise certreqs.CertReqError(_("choose a .certreq.json file"))
         name = certreqs.store_upload(console(), upload.filename or "", data)
     except certreqs.CertReqError as exc:
         record("certreq_uploaded", target=(upload.filename if upload else None), outcome="refused", error=str(exc))
-        flash(f"未接受 / not accepted: {exc}", "error")
+        flash(_("Not accepted: %(error)s", error=exc), "error")
         return redirect(url_for("registry.index"))
     record("certreq_uploaded", target=name)
-    flash(f"已列入待審 / waiting for approval: {name}", "ok")
+    flash(_("Waiting for approval: %(name)s", name=name), "ok")
     return redirect(url_for("registry.index") + "#certreqs")
 
 
 @bp.post("/registry/certreqs/<name>/approve")
-@require("operator", "核准註冊申請", "approve registration requests")
+@require("operator", _l("approve registration requests"))
 def approve_certreq(name: str):
     try:
         done = certreqs.approve(console(), name, by=me().username)
     except certreqs.CertReqError as exc:
         record("certreq_approved", target=name, outcome="refused", error=str(exc))
-        flash(f"未核准 / not approved: {exc}", "error")
+        flash(_("Not approved: %(error)s", error=exc), "error")
         return redirect(url_for("registry.index") + "#certreqs")
     record("certreq_approved", target=name, fingerprint=done["fingerprint"], agency=done["agency"],
            signer_role=done["role"], delegate=done["delegate"], request_id=done["request_id"])
-    flash(f"已核准並註冊 / approved and registered: {done['agency']} {ROLE_TITLES[done['role']]} "
-          f"{done['fingerprint'][:16]}…", "ok")
+    flash(_("Approved and registered: %(agency)s %(role)s %(fingerprint)s…", agency=done["agency"],
+            role=ROLE_TITLES[done["role"]], fingerprint=done["fingerprint"][:16]), "ok")
     return redirect(url_for("registry.index", agency=done["agency"]))
 
 
 @bp.post("/registry/certreqs/<name>/dismiss")
-@require("operator", "退回註冊申請", "dismiss registration requests")
+@require("operator", _l("dismiss registration requests"))
 def dismiss_certreq(name: str):
     note = request.form.get("note", "").strip()[:400] or None
     try:
@@ -163,7 +166,7 @@ def dismiss_certreq(name: str):
         flash(str(exc), "error")
         return redirect(url_for("registry.index") + "#certreqs")
     record("certreq_dismissed", target=name, note=note, filed_as=filed)
-    flash(f"已退回 / dismissed: {name}", "ok")
+    flash(_("Dismissed: %(name)s", name=name), "ok")
     return redirect(url_for("registry.index") + "#certreqs")
 
 
@@ -176,7 +179,7 @@ def trust():
 
 
 @bp.post("/trust/crl")
-@require("operator", "安裝憑證廢止清冊", "install CRLs")
+@require("operator", _l("install CRLs"))
 def upload_crl():
     upload = request.files.get("crl")
     data = upload.read(trustops.MAX_CRL_BYTES + 1) if upload else b""
@@ -184,10 +187,10 @@ def upload_crl():
         done = trustops.install_crl(console().config, data)
     except trustops.TrustError as exc:
         record("crl_installed", target=(upload.filename if upload else None), outcome="refused", error=str(exc))
-        flash(f"未安裝 / not installed: {exc}", "error")
+        flash(_("Not installed: %(error)s", error=exc), "error")
         return redirect(url_for("registry.trust"))
     record("crl_installed", target=done["issuer"][:200], file=done["file"], this_update=done["this_update"],
            next_update=done["next_update"], revoked=done["revoked"], replaced=done["replaced"])
-    flash(f"已安裝 CRL / CRL installed: {done['issuer']} (next update {done['next_update']}); "
-          "處理程序將重新載入並重試暫停件 / the runner reloads it and retries held envelopes", "ok")
+    flash(_("CRL installed: %(issuer)s (next update %(next)s); the runner reloads it and retries held envelopes.",
+            issuer=done["issuer"], next=done["next_update"]), "ok")
     return redirect(url_for("registry.trust"))

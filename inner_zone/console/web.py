@@ -8,6 +8,8 @@ from datetime import date
 from functools import wraps
 
 from flask import current_app, g, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from . import audit
 from .accounts import Operator
@@ -29,20 +31,25 @@ def record(action: str, *, target: str | None = None, outcome: str = "ok", **det
                  ip=g.get("ip", "-"), target=target, outcome=outcome, **detail)
 
 
-def forbidden_page(what_zh: str, what_en: str):
+# The console's role titles (the `role_title` filter); roles themselves are in models.ROLES.
+ROLE_TITLES = {"viewer": _l("viewer"), "operator": _l("operator"), "administrator": _l("administrator")}
+
+
+def forbidden_page(what: str):
     record("forbidden", target=request.path, outcome="refused", method=request.method)
-    return render_template("message.html", title="權限不足 Forbidden", kind="error",
-                           message=f"您的角色不能{what_zh} / your role may not {what_en}"), 403
+    return render_template("message.html", title=_("Forbidden"), kind="error",
+                           message=_("Your role may not %(what)s.", what=what)), 403
 
 
-def require(role: str, what_zh: str, what_en: str):
-    """A view decorator: the operator's role must be `role` or above; refusals are audited."""
+def require(role: str, what: str):
+    """A view decorator: the operator's role must be `role` or above; refusals are audited.
+    `what` (a lazy string) completes "Your role may not ..."."""
 
     def deco(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
             if not me().can(role):
-                return forbidden_page(what_zh, what_en)
+                return forbidden_page(what)
             return view(*args, **kwargs)
 
         return wrapper

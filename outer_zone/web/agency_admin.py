@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from tgw_common.db import transaction, utcnow
@@ -32,7 +34,7 @@ from .helpers import TAIPEI, portal, require, who
 
 bp = Blueprint("agency_admin", __name__, url_prefix="/admin")
 
-MANAGE = ("admin", "管理使用者與代理", "manage users and delegations")
+MANAGE = ("admin", _l("manage users and delegations"))
 
 
 def _user_of_my_agency(s, user_id: int) -> User:
@@ -100,8 +102,7 @@ def user_update(user_id: int):
             user = _user_of_my_agency(s, user_id)
             losing_admin = "admin" in own_roles(s, user.id) and ("admin" not in roles or not active)
             if losing_admin and not any_admin_left(s, me.agency, excluding=user.id):
-                raise AccountError("機關至少要有一位啟用中的權限管理者 / the agency needs at least one active "
-                                   "administrator")
+                raise AccountError(_("the agency needs at least one active administrator"))
             set_roles(s, user, roles)
             user.display_name = form.get("display_name", user.display_name).strip()[:200]
             was_active, user.active = user.active, active
@@ -112,7 +113,7 @@ def user_update(user_id: int):
         return redirect(url_for("agency_admin.user_edit", user_id=user_id))
     if was_active and not active:
         the_portal.signin.end_all(user_id)
-    flash("已更新 / saved", "ok")
+    flash(_("saved"), "ok")
     return redirect(url_for("agency_admin.users"))
 
 
@@ -149,7 +150,7 @@ def _when(text: str | None) -> datetime:
     try:
         value = datetime.fromisoformat((text or "").strip())
     except ValueError:
-        raise AccountError(f"時間格式錯誤 / not a date and time: {(text or '')[:30]!r}") from None
+        raise AccountError(_("not a date and time: %(text)s", text=repr((text or "")[:30]))) from None
     return (value if value.tzinfo else value.replace(tzinfo=TAIPEI)).astimezone(UTC)
 
 
@@ -172,7 +173,7 @@ def delegations_post():
                          starts_at=row.starts_at.isoformat(), ends_at=row.ends_at.isoformat())
     except ValueError as exc:  # AccountError, or a user id that is not a number
         return _delegations_page(str(exc), 400)
-    flash("已新增代理 / delegation added", "ok")
+    flash(_("delegation added"), "ok")
     return redirect(url_for("agency_admin.delegations"))
 
 
@@ -188,5 +189,5 @@ def delegation_revoke(delegation_id: int):
             row.revoked_at = utcnow()
             audit.record(s, "delegation_revoked", actor=me.username, agency=me.agency, ip=g.ip,
                          target=str(row.id))
-    flash("已撤銷代理 / delegation revoked", "ok")
+    flash(_("delegation revoked"), "ok")
     return redirect(url_for("agency_admin.delegations"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Response, g, jsonify, request
+from flask_babel import gettext as _
 
 from tgw_common.reasons import Refusal
 
@@ -25,7 +26,8 @@ STATES = ("draft", "returned", "review", "accountant", "head", "releaser", "rele
 
 
 def _not_found(batch_id: int, agency: str):
-    response = jsonify({"error": "Not Found", "message": f"沒有批次 {batch_id} / no batch {batch_id} for agency {agency}"})
+    response = jsonify({"error": "Not Found", "message": _("no batch %(id)s for agency %(agency)s", id=batch_id,
+                                                                   agency=agency)})
     response.status_code = 404
     return response
 
@@ -35,24 +37,26 @@ def _no_batch(exc: BatchNotFound):
     return _not_found(exc.args[0], g.who.agency)
 
 
-def _body(what_zh: str, what_en: str) -> bytes:
-    """The request body, at most outer.max_upload_bytes (read only after authentication)."""
+def _body(what: str) -> bytes:
+    """The request body, at most outer.max_upload_bytes (read only after authentication);
+    `what` names it in the answer's language (_("batch file"))."""
     limit = portal().cfg.max_upload_bytes
+    too_large = _("the %(what)s is larger than %(limit)s bytes", what=what, limit=limit)
     if request.content_length is not None and request.content_length > limit:
-        raise refuse("UPLOAD_TOO_LARGE", f"{what_zh}超過 {limit} 位元組 / the {what_en} is larger than {limit} bytes")
+        raise refuse("UPLOAD_TOO_LARGE", too_large)
     data = request.stream.read(limit + 1)
     if len(data) > limit:
-        raise refuse("UPLOAD_TOO_LARGE", f"{what_zh}超過 {limit} 位元組 / the {what_en} is larger than {limit} bytes")
+        raise refuse("UPLOAD_TOO_LARGE", too_large)
     if not data:
-        raise refuse("EMPTY_UPLOAD", f"沒有{what_zh} / the request carried no {what_en}")
+        raise refuse("EMPTY_UPLOAD", _("the request carried no %(what)s", what=what))
     return data
 
 
-def _cms_body(what_zh: str, what_en: str) -> bytes:
+def _cms_body(what: str) -> bytes:
     if request.mimetype != CMS_TYPE:
-        raise refuse("WRONG_MEDIA_TYPE", f"{what_zh}須以 {CMS_TYPE} 傳送 / send the {what_en} as {CMS_TYPE} (DER), "
-                                     f"not {request.mimetype or 'no type'}")
-    return _body(what_zh, what_en)
+        raise refuse("WRONG_MEDIA_TYPE", _("send the %(what)s as %(type)s (DER), not %(given)s", what=what,
+                                           type=CMS_TYPE, given=request.mimetype or _("no type")))
+    return _body(what)
 
 
 def _today():
@@ -68,7 +72,7 @@ def _view(batch_id: int, status: int = 200):
 @bp.post("/batches")
 def create_batch():
     who = authenticate(PREPARERS)
-    data = _body("批次檔案", "batch file")
+    data = _body(_("batch file"))
     author = BatchAuthor(who.username, who.agency, next(r for r in PREPARERS if who.has(r)))
     try:
         result = import_documents(portal().engine, data, request.content_type or "", who=author,
@@ -102,7 +106,7 @@ def batch(batch_id: int):
 @bp.put("/batches/<int:batch_id>/documents")
 def replace_documents(batch_id: int):
     who = authenticate(OFFICERS)
-    data = _body("批次檔案", "batch file")
+    data = _body(_("batch file"))
     try:
         result = portal().workflow.replace_documents(who, batch_id, data, request.content_type or "", today=_today())
     except FileUnreadable as exc:
@@ -125,7 +129,7 @@ def return_batch(batch_id: int):
     body = request.get_json(silent=True)
     comment = body.get("comment") if isinstance(body, dict) else None
     if not isinstance(comment, str):
-        raise Refusal("RETURN_COMMENT_REQUIRED", "batch", '退回須附說明 / send JSON {"comment": "..."}')
+        raise Refusal("RETURN_COMMENT_REQUIRED", "batch", _('a return needs a comment: send JSON {"comment": "..."}'))
     portal().workflow.return_batch(who, batch_id, comment)
     return _view(batch_id)
 
@@ -141,7 +145,7 @@ def payload(batch_id: int):
 @bp.post("/batches/<int:batch_id>/signatures")
 def add_signature(batch_id: int):
     who = authenticate(OFFICERS)
-    der = _cms_body("簽章", "signature")
+    der = _cms_body(_("signature"))
     portal().workflow.add_signature(who, batch_id, der)
     return _view(batch_id)
 
@@ -157,7 +161,7 @@ def sealed(batch_id: int):
 @bp.post("/batches/<int:batch_id>/release")
 def release(batch_id: int):
     who = authenticate(OFFICERS)
-    der = _cms_body("放行信封", "release-signed envelope")
+    der = _cms_body(_("release-signed envelope"))
     answer = portal().workflow.release(who, batch_id, der, g.ip)
     response = jsonify(answer | {"batch_id": batch_id})
     response.status_code = 202

@@ -13,6 +13,7 @@ import tempfile
 
 from flask import Flask, g, jsonify, render_template, request
 from flask.wrappers import Request
+from flask_babel import gettext as _
 from werkzeug.exceptions import InternalServerError
 
 from tgw_common.config import Config
@@ -62,10 +63,11 @@ def create_app(config: Config, *, portal_obj: Portal | None = None, background: 
     from .api import bp as api_bp
     from .auth import bp as auth_bp
     from .batch_views import bp as batches_bp
+    from .envelope_views import bp as envelopes_bp
     from .openapi import bp as openapi_bp
     from .portal_views import bp as portal_bp
 
-    for bp in (auth_bp, portal_bp, batches_bp, admin_bp, api_bp, openapi_bp):
+    for bp in (auth_bp, portal_bp, batches_bp, envelopes_bp, admin_bp, api_bp, openapi_bp):
         app.register_blueprint(bp)
     # The API takes bearer tokens, never cookies: nothing for a forged request to ride on.
     finish_app(app, PAGES, log, csrf_exempt=(api_bp,))
@@ -93,7 +95,7 @@ def _wants_json_answer() -> bool:
 
 def _signed_out():
     if _wants_json_answer():
-        return refusal_json(refuse("UNAUTHENTICATED", "請先登入 / please sign in"))
+        return refusal_json(refuse("UNAUTHENTICATED", _("please sign in")))
     return to_login()
 
 
@@ -104,8 +106,8 @@ def _allowed_address(who):
         return None
     audit.record(the_portal.engine, "ip_refused", actor=who.username, agency=who.agency, ip=g.ip,
                  outcome="refused", reason="IP_NOT_ALLOWED", path=request.path)
-    refusal = refuse("IP_NOT_ALLOWED", f"來源位址 {g.ip} 不在機關 {who.agency} 的白名單 / address {g.ip} "
-                                       f"is not on agency {who.agency}'s allow-list")
+    refusal = refuse("IP_NOT_ALLOWED", _("address %(ip)s is not on agency %(agency)s's allow-list",
+                                         ip=g.ip, agency=who.agency))
     return refusal_json(refusal) if wants_json() else refusal_page(refusal)
 
 
@@ -122,8 +124,8 @@ def _refused(refusal: Refusal):
 
 
 def _csrf_failed(error):
-    refusal = refuse("FORBIDDEN", f"表單已過期或來源不明，請重新整理頁面 / the form's CSRF token is missing or "
-                                  f"invalid ({error.description}); reload the page")
+    refusal = refuse("FORBIDDEN", _("the form's CSRF token is missing or invalid (%(why)s); reload the page",
+                                    why=error.description))
     who = g.get("who")
     audit.record(portal().engine, "forbidden", actor=who.username if who else "-",
                  agency=who.agency if who else None, ip=g.get("ip", "-"), outcome="refused", reason="FORBIDDEN",
@@ -133,7 +135,7 @@ def _csrf_failed(error):
 
 def _too_large(error):
     limit = request.max_content_length
-    return _refused(refuse("UPLOAD_TOO_LARGE", f"內容超過上限 / the request is larger than {limit} bytes"))
+    return _refused(refuse("UPLOAD_TOO_LARGE", _("the request is larger than %(limit)s bytes", limit=limit)))
 
 
 def _json_error(name: str, message: str, code: int | None):
@@ -154,7 +156,7 @@ def _http_error(error):
 
 def _internal_error():
     if _for_api():
-        return _json_error("Internal Server Error", "內部錯誤 / internal error", 500)
+        return _json_error("Internal Server Error", _("internal error"), 500)
     return render_template("error.html", error=InternalServerError()), 500
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, g, render_template, request
+from flask_babel import gettext as _
 
 from tgw_common.db import transaction
 from tgw_common.reasons import Refusal
@@ -27,8 +28,8 @@ def login():
         if known and not ip_allowed(portal().engine, agency, g.ip):
             audit.record(portal().engine, "ip_refused", actor="-", agency=agency, ip=g.ip, outcome="refused",
                          reason="IP_NOT_ALLOWED", path="login")
-            return refusal_page(refuse("IP_NOT_ALLOWED", f"來源位址 {g.ip} 不在機關 {agency} 的白名單 / address "
-                                                         f"{g.ip} is not on agency {agency}'s allow-list"))
+            return refusal_page(refuse("IP_NOT_ALLOWED", _("address %(ip)s is not on agency %(agency)s's allow-list",
+                                                           ip=g.ip, agency=agency)))
     return render_template("login.html", agency=agency, username="", next=safe_next(request.args.get("next")))
 
 

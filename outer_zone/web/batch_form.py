@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
+
+from flask_babel import lazy_gettext as _l
 
 from tgw_common.documents import KINDS, schema
 
@@ -21,14 +23,110 @@ from ..batches import FieldError
 
 MAX_DOCUMENTS = 100  # per form; a larger batch is a file import
 MAX_ROWS = 999
-# The schemas describe enums in English prose; the form shows their Chinese names first.
+# The schemas describe enums in English prose; the form names each option in the page's language.
 CHOICE_NAMES = {
-    "annual": "本年度預算 annual", "reserved": "以前年度保留款 reserved",
-    "transfer": "存帳入戶 transfer", "remittance": "匯款 remittance", "treasury_cheque": "國庫支票 treasury cheque",
-    "lost": "遺失 lost", "expired": "逾期未領 expired", "damaged": "毀損 damaged",
-    "wrong_details": "記載錯誤 wrong details", "other": "其他 other",
-    "name": "名稱 name", "id_number": "統一編號／身分證號 ID number", "bank_code": "金融機構代號 bank code",
-    "account_no": "存款帳號 account", "memo": "附言 memo",
+    "annual": _l("annual budget"), "reserved": _l("reserved (carried-over) budget"),
+    "transfer": _l("transfer"), "remittance": _l("remittance"), "treasury_cheque": _l("treasury cheque"),
+    "lost": _l("lost"), "expired": _l("expired (never cashed)"), "damaged": _l("damaged"),
+    "wrong_details": _l("wrong details"), "other": _l("other"),
+    "name": _l("name"), "id_number": _l("ID number"), "bank_code": _l("bank code"),
+    "account_no": _l("account number"), "memo": _l("memo"),
+}
+KIND_NAMES = {
+    "payment_voucher": _l("payment voucher"),
+    "transfer_voucher": _l("transfer voucher"),
+    "correction_request": _l("correction request"),
+    "stop_payment_notice": _l("stop-payment notice"),
+    "cheque_cancellation": _l("treasury cheque cancellation"),
+    "expenditure_recovery": _l("expenditure recovery"),
+    "payment_slip": _l("payment slip"),
+    "revenue_refund": _l("revenue refund"),
+}
+# Field labels by JSON path (rows' items without their index), and where a kind names a field
+# its own way, by kind:path; the zh-TW words are the schemas' titles.
+FIELD_LABELS = {
+    "kind": _l("Document kind"),
+    "voucher_no": _l("Voucher number"),
+    "fiscal_year": _l("Fiscal year"),
+    "agency_code": _l("Agency code"),
+    "agency_name": _l("Agency name"),
+    "budget_type": _l("Budget type"),
+    "budget_account": _l("Budget account code"),
+    "budget_account_name": _l("Budget account name"),
+    "voucher_date": _l("Voucher date"),
+    "payment_method": _l("Payment method"),
+    "purpose": _l("Purpose"),
+    "payees": _l("Payees"),
+    "payees.name": _l("Payee name"),
+    "payees.id_number": _l("Payee's business number or national ID"),
+    "payees.bank_code": _l("Bank code"),
+    "payees.account_no": _l("Account number"),
+    "payees.amount": _l("Amount"),
+    "payees.memo": _l("Memo"),
+    "total_amount": _l("Voucher total"),
+    "recipients": _l("Accounts credited"),
+    "recipients.name": _l("Receiving agency or account holder"),
+    "recipients.treasury_account": _l("Treasury account credited"),
+    "recipients.business_number": _l("Receiving agency's business number"),
+    "recipients.bank_code": _l("Bank code"),
+    "recipients.account_no": _l("Account number"),
+    "recipients.amount": _l("Amount"),
+    "recipients.memo": _l("Memo"),
+    "request_date": _l("Request date"),
+    "original_voucher_no": _l("Original voucher number"),
+    "original_voucher_date": _l("Original voucher date"),
+    "corrections": _l("Corrections"),
+    "corrections.payee_seq": _l("Payee line"),
+    "corrections.field": _l("Field to correct"),
+    "corrections.old_value": _l("Value before"),
+    "corrections.new_value": _l("Corrected value"),
+    "payee_seq": _l("Payee line to stop"),
+    "notice_date": _l("Notice date"),
+    "application_date": _l("Application date"),
+    "cheque_no": _l("Treasury cheque number"),
+    "cheque_date": _l("Cheque issue date"),
+    "payee_name": _l("Payee name"),
+    "cancel_reason": _l("Reason for the cancellation"),
+    "reason_text": _l("Details of the reason"),
+    "recovery_date": _l("Recovery date"),
+    "payer_name": _l("Payer name"),
+    "payer_id_number": _l("Payer's business number or national ID"),
+    "memo": _l("Notes"),
+    "issue_date": _l("Issue date"),
+    "revenue_account": _l("Revenue account code"),
+    "revenue_account_name": _l("Revenue account name"),
+    "due_date": _l("Due date"),
+    "refund_date": _l("Refund date"),
+    "original_slip_no": _l("Original payment slip number"),
+    "payee": _l("Refunded to"),
+    "payee.name": _l("Name of who is refunded"),
+    "payee.id_number": _l("Business number or national ID of who is refunded"),
+    "payee.bank_code": _l("Bank code"),
+    "payee.account_no": _l("Account number"),
+}
+KIND_FIELD_LABELS = {
+    "stop_payment_notice:voucher_no": _l("Number of the voucher to stop"),
+    "cheque_cancellation:voucher_no": _l("Number of the original payment voucher"),
+    "stop_payment_notice:voucher_date": _l("Date of the voucher to stop"),
+    "revenue_refund:payment_method": _l("Refund method"),
+    "correction_request:document_no": _l("Request number"),
+    "stop_payment_notice:document_no": _l("Notice number"),
+    "cheque_cancellation:document_no": _l("Application number"),
+    "expenditure_recovery:document_no": _l("Recovery number"),
+    "payment_slip:document_no": _l("Payment slip number"),
+    "revenue_refund:document_no": _l("Refund number"),
+    "expenditure_recovery:original_voucher_no": _l("Number of the original payment voucher"),
+    "correction_request:reason": _l("Reason for the correction"),
+    "stop_payment_notice:reason": _l("Reason for the stop"),
+    "expenditure_recovery:reason": _l("Reason for the recovery"),
+    "revenue_refund:reason": _l("Reason for the refund"),
+    "stop_payment_notice:amount": _l("Amount stopped"),
+    "cheque_cancellation:amount": _l("Cheque amount"),
+    "expenditure_recovery:amount": _l("Amount recovered"),
+    "payment_slip:amount": _l("Amount to pay"),
+    "revenue_refund:amount": _l("Amount refunded"),
+    "expenditure_recovery:payer_name": _l("Name of who pays back"),
+    "expenditure_recovery:payer_id_number": _l("Business number or national ID of who pays back"),
 }
 _DOC_NAME = re.compile(r"d([0-9]{1,3})\.kind")
 _INTEGER = re.compile(r"[0-9]{1,9}")
@@ -43,7 +141,7 @@ class Spec:
     table row each) or group (an object, e.g. a revenue refund's payee)."""
 
     key: str
-    title: str
+    title: Any  # a lazy label (str() in the request's language)
     hint: str
     required: bool
     widget: str
@@ -107,12 +205,27 @@ def _specs(obj: Mapping[str, Any]) -> tuple[Spec, ...]:
 
 @cache
 def kind_fields(kind: str) -> tuple[Spec, ...]:
-    """The fields of a document kind in schema order (every kind in KINDS has a schema)."""
-    return _specs(schema.load_schema(kind))
+    """The fields of a document kind in schema order (every kind in KINDS has a schema),
+    titled in the page's language (lazy labels; the schema's own title if none is known)."""
+    return _labelled(kind, _specs(schema.load_schema(kind)), "")
 
 
-def form_kinds() -> list[tuple[str, str]]:
-    return [(key, f"{k.zh} {k.en}") for key, k in KINDS.items()]
+def _labelled(kind: str, specs: tuple[Spec, ...], prefix: str) -> tuple[Spec, ...]:
+    out = []
+    for spec in specs:
+        path = prefix + spec.key
+        title = KIND_FIELD_LABELS.get(f"{kind}:{path}") or FIELD_LABELS.get(path) or spec.title
+        out.append(replace(spec, title=title, children=_labelled(kind, spec.children, path + ".")))
+    return tuple(out)
+
+
+def kind_name(kind: str) -> Any:
+    """A document kind's name in the page's language (the key itself if unknown)."""
+    return KIND_NAMES.get(kind, kind)
+
+
+def form_kinds() -> list[tuple[str, Any]]:
+    return [(key, kind_name(key)) for key in KINDS]
 
 
 def _walk(specs: Iterable[Spec], prefix: str, rows: Mapping[str, int]) -> Iterator[tuple[str, Spec]]:

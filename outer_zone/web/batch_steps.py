@@ -11,6 +11,7 @@ code and message (JSON to the script, the batch page to a form).
 from __future__ import annotations
 
 from flask import Response, abort, flash, g, jsonify, redirect, request, url_for
+from flask_babel import gettext as _
 
 from tgw_common.reasons import Refusal
 
@@ -37,32 +38,35 @@ def _step(call, batch_id: int, *args):
         abort(404)
 
 
-def _form_step(call, batch_id: int, done_zh: str, done_en: str, *args):
+def _form_step(call, batch_id: int, done, *args):
+    """`done(batch_id)`: the flash message once the step is taken, in the page's language."""
     try:
         _step(call, batch_id, *args)
     except Refusal as refusal:
         return detail_page(batch_id, refusal=refusal)
-    flash(f"批次 #{batch_id} {done_zh} / batch #{batch_id} {done_en}", "ok")
+    flash(done(batch_id), "ok")
     return redirect(url_for("batches.detail", batch_id=batch_id))
 
 
 @bp.post("/<int:batch_id>/submit")
 def submit(batch_id: int):
-    return _form_step(portal().workflow.submit, batch_id, "已送出", "submitted")
+    return _form_step(portal().workflow.submit, batch_id, lambda n: _("batch #%(id)s submitted", id=n))
 
 
 @bp.post("/<int:batch_id>/return")
 def return_batch(batch_id: int):
     comment = request.form.get("comment", "")
-    return _form_step(portal().workflow.return_batch, batch_id, "已退回承辦人", "returned to the preparer", comment)
+    return _form_step(portal().workflow.return_batch, batch_id,
+                      lambda n: _("batch #%(id)s returned to the preparer", id=n), comment)
 
 
-def _der_body(what_zh: str, what_en: str) -> bytes:
+def _der_body(what) -> bytes:
+    """The DER body of a signing step; `what` names it, a lazy phrase (_l("signature"))."""
     if request.mimetype != CMS_TYPE:
-        raise refuse("WRONG_MEDIA_TYPE", f"{what_zh}須以 {CMS_TYPE} 傳送 / send the {what_en} as {CMS_TYPE} (DER)")
+        raise refuse("WRONG_MEDIA_TYPE", _("send the %(what)s as %(type)s (DER)", what=what, type=CMS_TYPE))
     data = request.get_data(cache=False)
     if not data:
-        raise refuse("EMPTY_UPLOAD", f"沒有{what_zh} / the request carried no {what_en}")
+        raise refuse("EMPTY_UPLOAD", _("the request carried no %(what)s", what=what))
     return data
 
 
@@ -75,7 +79,7 @@ def payload(batch_id: int):
 
 @bp.post("/<int:batch_id>/signatures")
 def add_signature(batch_id: int):
-    summary = _step(portal().workflow.add_signature, batch_id, _der_body("簽章", "signature"))
+    summary = _step(portal().workflow.add_signature, batch_id, _der_body(_("signature")))
     view = batch_view(portal().engine, who().agency, batch_id)
     return jsonify({"state": view["state"], "signer": summary.subject, "fingerprint": summary.fingerprint})
 
@@ -89,6 +93,6 @@ def sealed(batch_id: int):
 
 @bp.post("/<int:batch_id>/release")
 def release(batch_id: int):
-    answer = _step(portal().workflow.release, batch_id, _der_body("放行簽章", "release signature"), g.ip)
+    answer = _step(portal().workflow.release, batch_id, _der_body(_("release signature")), g.ip)
     status_url = url_for("portal.status", q=answer["tracking_id"])
     return jsonify({**answer, "status_url": status_url}), 202

@@ -1,4 +1,4 @@
-"""The portal's batch pages (批次): the agency's batches, entry by form or file, a batch with
+"""The portal's batch pages: the agency's batches, entry by form or file, a batch with
 its documents and history, and its print view.
 
 Entry goes through outer_zone.batches.import_documents exactly like the API's, so a form
@@ -14,10 +14,12 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from tgw_common.db import transaction
 from tgw_common.documents import KINDS, document_amount
-from tgw_common.reasons import REASONS, Layer, Refusal
+from tgw_common.reasons import Layer, Refusal
 from tgw_common.web.headers import CSP
 
 from ..batches import (
@@ -44,16 +46,18 @@ SIGNING_CSP = CSP.replace("connect-src 'self'", "connect-src 'self' http://127.0
 # Who may create a batch, in the order the history names the role (the workflow's own list).
 PREPARE_ROLES = PREPARERS
 STATE_NAMES = {
-    "draft": "草稿 draft", "returned": "已退回 returned", "review": "待覆核 to review",
-    "accountant": "待主辦會計簽章 to the accountant", "head": "待機關長官簽章 to the head",
-    "releaser": "待放行 to the releaser", "released": "已放行 released",
+    "draft": _l("draft"), "returned": _l("returned"), "review": _l("to review"),
+    "accountant": _l("to the accountant"), "head": _l("to the head"),
+    "releaser": _l("to the releaser"), "released": _l("released"),
 }
 ACTION_NAMES = {
-    "imported": "匯入 imported", "entered": "登打 entered", "changed": "修改 changed", "submitted": "送出 submitted",
-    "reviewed": "覆核 reviewed", "returned": "退回 returned", "signed": "簽章 signed",
-    "signatures_discarded": "簽章作廢 signatures discarded", "sealed": "封裝 sealed", "released": "放行 released",
-    "purged": "清除 purged",
+    "imported": _l("imported"), "entered": _l("entered"), "changed": _l("changed"), "submitted": _l("submitted"),
+    "reviewed": _l("reviewed"), "returned": _l("returned"), "signed": _l("signed"),
+    "signatures_discarded": _l("signatures discarded"), "sealed": _l("sealed"), "released": _l("released"),
+    "purged": _l("purged"),
 }
+# The paper voucher's signature lines, in signing order.
+PAPER_SIGNERS = (_l("preparer"), _l("reviewer"), _l("chief accountant"), _l("agency head"))
 
 
 @bp.app_template_filter("ntd")
@@ -71,7 +75,7 @@ def may_prepare(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         role = next((r for r in PREPARE_ROLES if who().has(r)), PREPARE_ROLES[0])
-        return require(role, "建立批次", "create batches")(view)(*args, **kwargs)
+        return require(role, _l("create batches"))(view)(*args, **kwargs)
 
     return wrapper
 
@@ -87,7 +91,8 @@ def _author(action: str = "imported") -> BatchAuthor:
 
 def _page_context() -> dict[str, Any]:
     return {"state_names": STATE_NAMES, "action_names": ACTION_NAMES, "kinds": KINDS,
-            "fields": batch_form.kind_fields, "choice_names": batch_form.CHOICE_NAMES,
+            "kind_name": batch_form.kind_name, "fields": batch_form.kind_fields,
+            "choice_names": batch_form.CHOICE_NAMES, "paper_signers": PAPER_SIGNERS,
             "may_prepare": any(who().has(r) for r in PREPARE_ROLES)}
 
 
@@ -152,7 +157,7 @@ def _read_entry(edit: dict[str, Any] | None = None):
     for state in states:
         batch_form.drop_blank_rows(state)
     if not states:
-        general = ["批次至少要有一筆文件 / a batch needs at least one document"]
+        general = [_("a batch needs at least one document")]
         return states, None, _new_page(states, status=422, edit=edit, general=general)
     return states, json.dumps([batch_form.to_document(s) for s in states], ensure_ascii=False).encode(), None
 
@@ -170,8 +175,7 @@ def new_post():
         return _new_page(states, status=422, general=[str(exc)])
     if result.errors:
         return _new_page(states, status=422, general=batch_form.attach_errors(states, result.errors))
-    flash(f"已建立草稿批次 #{result.batch_id}（{len(states)} 筆）/ draft batch #{result.batch_id} created "
-          f"({len(states)} documents)", "ok")
+    flash(_("draft batch #%(id)s created (%(n)s documents)", id=result.batch_id, n=len(states)), "ok")
     return redirect(url_for("batches.detail", batch_id=result.batch_id))
 
 
@@ -191,7 +195,7 @@ def import_file():
     default = [_blank("payment_voucher")]
     if part is None or not part.filename:
         return _new_page(default, status=422, file_errors=[
-            {"document": None, "field": "", "code": "EMPTY_UPLOAD", "message": "請選擇檔案 / choose a file"}])
+            {"document": None, "field": "", "code": "EMPTY_UPLOAD", "message": _("choose a file")}])
     try:
         result = import_documents(portal().engine, part.read(), _file_type(part), who=_author(),
                                   limits=portal().config.documents, today=_today())
@@ -199,7 +203,7 @@ def import_file():
         return _new_page(default, status=422, file_errors=[exc.as_error().as_dict()])
     if result.errors:
         return _new_page(default, status=422, file_errors=[e.as_dict() for e in result.errors])
-    flash(f"已匯入草稿批次 #{result.batch_id} / draft batch #{result.batch_id} imported from {part.filename}", "ok")
+    flash(_("draft batch #%(id)s imported from %(file)s", id=result.batch_id, file=part.filename), "ok")
     return redirect(url_for("batches.detail", batch_id=result.batch_id))
 
 
@@ -219,8 +223,8 @@ def key_fields(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
     date = next((doc.get(f.key) for f in batch_form.kind_fields(kind) if f.widget == "date" and doc.get(f.key)), "")
     lines = doc.get(spec.payees_field) if spec.payees_field else None
     if isinstance(lines, list):
-        whom = (lines[0].get("name", "") if lines else "") + (f" 等 {len(lines)} 筆 ({len(lines)} lines)"
-                                                               if len(lines) > 1 else "")
+        first = lines[0].get("name", "") if lines else ""
+        whom = _("%(name)s and others (%(n)s lines)", name=first, n=len(lines)) if len(lines) > 1 else first
     elif isinstance(lines, dict):
         whom = lines.get("name", "")
     else:
@@ -269,7 +273,7 @@ def detail_page(batch_id: int, *, refusal: Refusal | None = None):
     view = _batch_or_404(batch_id)
     docs = _documents(batch_id)
     page = render_template("batches/detail.html", batch=view, docs=docs, actions=actions_for(view), refusal=refusal,
-                           refusal_info=REASONS.get(refusal.code) if refusal else None, **_page_context())
+                           **_page_context())
     return page, status_of(refusal) if refusal else 200, {"Content-Security-Policy": SIGNING_CSP}
 
 
@@ -294,8 +298,8 @@ def print_view(batch_id: int):
 def edit(batch_id: int):
     view = _batch_or_404(batch_id)
     if view["state"] not in EDITABLE:
-        raise Refusal("BATCH_WRONG_STATE", Layer.BATCH, f"批次 {batch_id} 已放行，不能修改 / batch {batch_id} is "
-                                                        "released and cannot be changed")
+        raise Refusal("BATCH_WRONG_STATE", Layer.BATCH,
+                      _("batch %(id)s is released and cannot be changed", id=batch_id))
     states = [batch_form.from_document(d["document"]) for d in _documents(batch_id) if d["document"]]
     return _new_page(states, edit=view)
 
@@ -315,7 +319,7 @@ def edit_post(batch_id: int):
         abort(404)
     if result.errors:
         return _new_page(states, status=422, edit=view, general=batch_form.attach_errors(states, result.errors))
-    flash(f"已修改批次 #{batch_id}，回到草稿 / batch #{batch_id} changed: it is a draft again", "ok")
+    flash(_("batch #%(id)s changed: it is a draft again", id=batch_id), "ok")
     return redirect(url_for("batches.detail", batch_id=batch_id))
 
 

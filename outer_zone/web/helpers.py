@@ -8,12 +8,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, g, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from tgw_common.reasons import REASONS, Layer, Refusal
+from tgw_common.web.i18n import reason_title
 from tgw_common.web.skeleton import role_title_filter
 
 from ..accounts import Principal
-from ..models import ROLE_TITLES
 from ..portal import Portal
 
 TAIPEI = ZoneInfo("Asia/Taipei")
@@ -26,6 +28,16 @@ STATUS = {
     "RETURN_COMMENT_REQUIRED": 400,
 }
 RETRY_AFTER = {"RATE_LIMITED": "60", "DISK_FULL": "300"}
+
+# The web's role titles (outer_zone/models.ROLE_TITLES holds the same in both languages for the CLI).
+ROLE_TITLES = {
+    "admin": _l("agency administrator"),
+    "preparer": _l("preparer"),
+    "reviewer": _l("reviewer"),
+    "accountant": _l("accountant"),
+    "head": _l("head"),
+    "releaser": _l("releaser"),
+}
 
 
 def portal() -> Portal:
@@ -40,8 +52,9 @@ def refuse(code: str, message: str) -> Refusal:
     return Refusal(code, Layer.UPLOAD, message)
 
 
-def forbidden(what_zh: str, what_en: str) -> Refusal:
-    return refuse("FORBIDDEN", f"您的角色不能{what_zh} / your role may not {what_en}")
+def forbidden(what: str) -> Refusal:
+    """FORBIDDEN for the signed-in user's role; `what` is a (lazy) translated phrase, e.g. _l("upload envelopes")."""
+    return refuse("FORBIDDEN", _("your role may not %(what)s", what=what))
 
 
 def status_of(refusal: Refusal) -> int:
@@ -53,6 +66,7 @@ def refusal_json(refusal: Refusal) -> Response:
     info = REASONS.get(refusal.code)
     if info:
         body.setdefault("reason_zh", info.zh)
+        body.setdefault("reason_title", reason_title(refusal.code))  # in the request's language
     response = jsonify(body)
     response.status_code = status_of(refusal)
     if refusal.code == "UNAUTHENTICATED":
@@ -75,8 +89,9 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
-def require(role: str, what_zh: str, what_en: str):
-    """A view decorator: the signed-in user must hold `role` (own or delegated right now)."""
+def require(role: str, what: str):
+    """A view decorator: the signed-in user must hold `role` (own or delegated right now);
+    `what` is what the role may not do, a lazy translated phrase (_l("upload envelopes"))."""
 
     def deco(view):
         @wraps(view)
@@ -86,7 +101,7 @@ def require(role: str, what_zh: str, what_en: str):
 
                 audit.record(portal().engine, "forbidden", actor=who().username, agency=who().agency, ip=g.ip,
                              outcome="refused", reason="FORBIDDEN", target=request.path)
-                refusal = forbidden(what_zh, what_en)
+                refusal = forbidden(what)
                 return refusal_json(refusal) if wants_json() else refusal_page(refusal)
             return view(*args, **kwargs)
 

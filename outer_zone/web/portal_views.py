@@ -6,6 +6,8 @@ import io
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from tgw_common.reasons import Refusal
 from tgw_common.registry import ROLES as SIGNER_ROLES
@@ -16,6 +18,7 @@ from ..accounts import Principal
 from ..intake import Uploader
 from ..registration import RegistrationError, list_requests, submit
 from ..status import STATES, Search, failed_transmissions, registered_certificates, search_uploads
+from .envelope_views import receipt_overdue
 from .helpers import TAIPEI, forbidden, portal, refusal_json, refusal_page, refuse, require, status_of, wants_json, who
 
 bp = Blueprint("portal", __name__)
@@ -27,13 +30,13 @@ def home():
 
 
 @bp.get("/upload")
-@require("releaser", "上傳信封", "upload envelopes")
+@require("releaser", _l("upload envelopes"))
 def upload():
     return render_template("upload.html", max_bytes=portal().cfg.max_upload_bytes)
 
 
 @bp.post("/upload")
-@require("releaser", "上傳信封", "upload envelopes")
+@require("releaser", _l("upload envelopes"))
 def upload_post():
     me = who()
     uploader = Uploader(me.id, me.username, me.agency, g.ip, "web")
@@ -64,7 +67,7 @@ def _day(text: str | None, *, end: bool = False) -> datetime | None:
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
-        flash(f"日期格式應為 YYYY-MM-DD / dates are YYYY-MM-DD, not {text[:20]!r}", "error")
+        flash(_("dates are YYYY-MM-DD, not %(text)s", text=repr(text[:20])), "error")
         return None
     start = datetime(day.year, day.month, day.day, tzinfo=TAIPEI)
     return (start + timedelta(days=1) if end else start).astimezone(UTC)
@@ -76,7 +79,7 @@ def status():
     state = args.get("state", "")
     search = Search(text=args.get("q", "")[:100], state=state if state in STATES else "",
                     since=_day(args.get("since")), until=_day(args.get("until"), end=True))
-    rows = search_uploads(portal().engine, who().agency, search)
+    rows = search_uploads(portal().engine, who().agency, search, receipt_overdue=receipt_overdue())
     return render_template("status.html", rows=rows, search=search, args=args, states=STATES)
 
 
@@ -122,7 +125,7 @@ def _local_datetime(text: str | None) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise RegistrationError(f"時間格式錯誤 / not a date and time: {text[:30]!r}") from None
+        raise RegistrationError(_("not a date and time: %(text)s", text=repr(text[:30]))) from None
     return (value if value.tzinfo else value.replace(tzinfo=TAIPEI)).astimezone(UTC)
 
 
@@ -132,7 +135,7 @@ def _given_certificate() -> tuple[bytes, str]:
     part = request.files.get("certificate")
     data = part.read(256 * 1024) if part is not None and part.filename else b""
     if pem and data:
-        raise RegistrationError("請擇一：晶片卡或憑證檔 / give the card's certificate or a file, not both")
+        raise RegistrationError(_("give the card's certificate or a file, not both"))
     return (pem.encode(), "card") if pem else (data, "file")
 
 
@@ -141,10 +144,10 @@ def _refuse_registration(role: str):
     audit.record(portal().engine, "forbidden", actor=me.username, agency=me.agency, ip=g.ip, outcome="refused",
                  reason="FORBIDDEN", target=request.path, role=role[:16])
     if not registrable_roles(me):
-        refusal = forbidden("申請憑證註冊", "request certificate registrations")
+        refusal = forbidden(_l("request certificate registrations"))
     else:
-        refusal = refuse("FORBIDDEN", f"您只能為自己的角色申請憑證註冊 / you may request registrations for your own "
-                                      f"role only ({', '.join(registrable_roles(me))})")
+        refusal = refuse("FORBIDDEN", _("you may request registrations for your own role only (%(roles)s)",
+                                        roles=", ".join(registrable_roles(me))))
     return refusal_json(refusal) if wants_json() else refusal_page(refusal)
 
 
@@ -165,7 +168,8 @@ def certificates_post():
                      replacing=form.get("kind") == "replace", replaces=form.get("replaces") or None, via=via)
     except RegistrationError as exc:
         return _certificates_page(str(exc), 400)
-    kind = "更換註冊" if row.replaces else "註冊"
-    flash(f"已送出{kind}申請 #{row.id}，待國庫署審核 / registration request #{row.id} sent for the treasury's "
-          "approval", "ok")
+    if row.replaces:
+        flash(_("replacement registration request #%(id)s sent for the treasury's approval", id=row.id), "ok")
+    else:
+        flash(_("registration request #%(id)s sent for the treasury's approval", id=row.id), "ok")
     return redirect(url_for("portal.certificates"))

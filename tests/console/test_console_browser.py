@@ -125,13 +125,13 @@ def test_where_is_it_why_did_it_stop_fix_and_retry(new_page, served, artifacts):
     page.fill("#signer-agency", A2)
     page.select_option("#signer-role", "accountant")
     page.click("#add-signer")
-    assert "已註冊 / registered" in page.inner_text("p.flash.ok")
+    assert page.inner_text("p.flash.ok").startswith("已註冊：")
     page.screenshot(path=str(artifacts / "console-registered.png"), full_page=True)
     # Retry, and it loads.
     page.goto(envelope_url)
     page.fill("#retry-note", "已註冊主辦會計憑證 accountant registered")
     page.click("#retry-button")
-    assert "put back into the inbound queue" in page.inner_text("p.flash.ok")
+    assert "已放回佇列重新處理" in page.inner_text("p.flash.ok")
     wait_for(lambda: page.reload() and page.locator('h1 [data-state="loaded"]').count(), 60, "the envelope loaded")
     elapsed = time.monotonic() - started
     events = [e.get_attribute("data-event") for e in page.locator("#timeline tr[data-event]").all()]
@@ -183,7 +183,7 @@ def test_export_a_report(new_page, served, artifacts):
     csv_path = artifacts / "console-report.csv"
     info.value.save_as(csv_path)
     text = csv_path.read_text(encoding="utf-8-sig")
-    assert text.startswith("日期 date") and "A10001" in text
+    assert text.startswith("日期,") and "A10001" in text
     with page.expect_download() as info:
         page.click("#export-pdf")
     pdf_path = artifacts / "console-report.pdf"

@@ -36,7 +36,7 @@ def test_console_on_postgresql(tmp_path, demo_pki, kit, pg_url):
         token = token_of(client, "/agencies")
         r = client.post("/agencies", data={"csrf_token": token, "code": A2, "mode": "parallel-test",
                                            "epayment_limit": "", "contact": ""}, follow_redirects=True)
-        assert "已更新 / updated" in r.get_data(as_text=True)
+        assert "：已更新" in r.get_data(as_text=True)
         page = client.get("/audit", query_string={"action": "agency_updated"}).get_data(as_text=True)
         assert page.count('data-action="agency_updated"') == 1
     finally:

@@ -150,7 +150,9 @@ def test_security_headers_and_no_inline_script_or_style(app, czone):
         assert "script-src 'self'" in csp and "style-src 'self'" in csp and "default-src 'none'" in csp
         assert r.headers["X-Frame-Options"] == "DENY" and r.headers["Cache-Control"] == "no-store"
         html = r.get_data(as_text=True)
-        assert not re.search(r"<script(?![^>]*\ssrc=)", html), f"inline script on {path}"
+        # Only the page's texts for the script may sit in the page, as a JSON data block (never run).
+        code = re.sub(r'<script type="application/json" id="tgw-texts">[^<]*</script>', "", html)
+        assert not re.search(r"<script(?![^>]*\ssrc=)", code), f"inline script on {path}"
         assert " style=" not in html and "<style" not in html, f"inline style on {path}"
         assert not re.search(r"(src|href)=\"https?://", html), f"an outside asset on {path}"
     assert "SameSite=Strict" in login(app.test_client(), "ada").headers["Set-Cookie"]
@@ -201,9 +203,13 @@ def test_loaded_envelope_detail(app, czone):
     assert re.findall(r'data-layer="([a-z]+)"', page) == ["release", "seal", "approval", "payload"]
     assert "aes256_cbc" in page and "sha256 / rsassa_pkcs1v15" in page
     assert page.count('<tr data-fingerprint="') == 3  # releaser, accountant, head
-    assert page.count("有效 valid") >= 3 and "已註冊 registered" in page
-    assert first["envelope_id"] in page and "放行付款 released for payment" in page
-    assert page.count('class="document"') == 2 and "受款人 payees" in page
+    assert page.count(">有效</span>") >= 3 and ">已註冊</span>" in page
+    assert first["envelope_id"] in page and "正式（放行付款）" in page
+    assert page.count('class="document"') == 2 and "位受款人" in page
+    client.get("/lang/en")
+    page = client.get(f"/envelopes/{first['sha256']}").get_data(as_text=True)
+    assert page.count(">valid</span>") >= 3 and ">registered</span>" in page
+    assert "live (released for payment)" in page and " payees</summary>" in page and "有效" not in page
 
 
 def test_quarantined_envelope_detail_says_why_and_where_to_fix(app, czone):
@@ -211,10 +217,13 @@ def test_quarantined_envelope_detail_says_why_and_where_to_fix(app, czone):
     refused = czone.refused[0]
     page = client.get(f"/envelopes/{refused['sha256']}").get_data(as_text=True)
     assert 'id="why-stopped"' in page and "SIGNER_NOT_REGISTERED" in page and "簽章憑證未註冊" in page
-    assert "fix in the registry" in page and 'id="retry-button"' in page
+    assert "到憑證註冊修正" in page and 'id="retry-button"' in page
     assert re.findall(r'<tr data-event="([a-z]+)"', page) == ["claimed", "decrypted", "refused", "quarantined"]
     assert re.findall(r'data-layer="([a-z]+)"', page)[:2] == ["release", "seal"]
     assert "A10002" in page  # the releaser's agency, read from the release layer
+    client.get("/lang/en")
+    page = client.get(f"/envelopes/{refused['sha256']}").get_data(as_text=True)
+    assert "Fix in the registry" in page and "簽章憑證未註冊" not in page and "SIGNER_NOT_REGISTERED" in page
 
 
 # ------------------------------------------------------------------ fixing and retrying
@@ -229,10 +238,10 @@ def test_register_the_certificate_then_retry_and_it_loads(mapp, mzone):
     r = client.post("/registry/signers", data={"csrf_token": token, "agency": A2, "role": "accountant",
                                                "certificate": (io.BytesIO(cert), "accountant.pem")},
                     content_type="multipart/form-data", follow_redirects=True)
-    assert "已註冊 / registered" in r.get_data(as_text=True)
+    assert "已註冊：" in r.get_data(as_text=True)
     r = client.post("/quarantine/retry", data={"csrf_token": token, "ids": qid, "note": "accountant registered"},
                     follow_redirects=True)
-    assert "put back into the inbound queue" in r.get_data(as_text=True)
+    assert "已放回佇列重新處理" in r.get_data(as_text=True)
     back = mzone.zone.inbound / refused["name"]
     assert back.exists()
     code, out = cli("inner", "process", str(back), "--config", str(mzone.config), "--json")
@@ -256,7 +265,7 @@ def test_reject_needs_a_note_and_is_recorded(mapp, mzone):
     r = client.post("/quarantine/reject", data={"csrf_token": token, "ids": [qid, "NO-SUCH"], "note": "agency resends"},
                     follow_redirects=True)
     html = r.get_data(as_text=True)
-    assert f"rejected: {qid}" in html and "NO-SUCH: no such quarantine" in html
+    assert f"已結案：{qid}" in html and "無法結案：" in html and "no such quarantine" in html
     entry = json.loads(mzone.tgw("quarantine", "show", qid, "--json").stdout)
     assert entry["status"] == "rejected" and entry["actions"][-1]["by"] == "console:otto"
     outcomes = {(a["target"], a["outcome"]) for a in mzone.audit(action="quarantine_rejected")}
@@ -280,12 +289,12 @@ def test_registration_request_file_is_checked_and_approved(mapp, mzone):
     (folder / "13.certreq.json").write_text(json.dumps({**doc, "id": 13, "fingerprint_sha256": "ab" * 32}))
     client = signed_in(mapp, "otto")
     page = client.get("/registry").get_data(as_text=True)
-    assert 'data-request="12.certreq.json"' in page and "fingerprint_sha256 does not match" in page
+    assert 'data-request="12.certreq.json"' in page and "指紋與憑證不符" in page
     token = csrf_of(page)
     r = client.post("/registry/certreqs/13.certreq.json/approve", data={"csrf_token": token}, follow_redirects=True)
-    assert "not approved" in r.get_data(as_text=True)
+    assert "未核准：" in r.get_data(as_text=True)
     r = client.post("/registry/certreqs/12.certreq.json/approve", data={"csrf_token": token}, follow_redirects=True)
-    assert "approved and registered" in r.get_data(as_text=True)
+    assert "已核准並註冊：" in r.get_data(as_text=True)
     assert not (folder / "12.certreq.json").exists() and len(list((folder / "done").iterdir())) == 1
     from tgw_common.registry import SignerRegistry
 
@@ -294,7 +303,7 @@ def test_registration_request_file_is_checked_and_approved(mapp, mzone):
     # An upload lands in the same folder, checked first.
     bad = client.post("/registry/certreqs", data={"csrf_token": token, "request_file": (io.BytesIO(b"{}"), "x.json")},
                       content_type="multipart/form-data", follow_redirects=True)
-    assert "not a registration request file" in bad.get_data(as_text=True)
+    assert "格式不符，應為 tgw-certreq/1" in bad.get_data(as_text=True)
     actions = [(a["action"], a["outcome"]) for a in mzone.audit() if a["action"].startswith("certreq")]
     assert actions == [("certreq_approved", "refused"), ("certreq_approved", "ok"), ("certreq_uploaded", "refused")]
 
@@ -324,9 +333,10 @@ def test_crl_upload_is_validated_and_installed_atomically(tmp_path, pki, kit):
                            content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
 
     before = (pki / "crl" / "gca.crl").read_bytes()
-    assert "not a CRL" in upload(b"garbage")
-    assert "signature does not verify" in upload(crl(impostor, now, now + timedelta(days=7)))
-    assert "already stale" in upload(crl(gca, now - timedelta(days=9), now - timedelta(days=2)))
+    assert "不是 PEM 或 DER 格式的 CRL" in upload(b"garbage")
+    assert "簽章驗證失敗" in upload(crl(impostor, now, now + timedelta(days=7)))
+    assert "此 CRL 已逾期" in upload(crl(gca, now - timedelta(days=9), now - timedelta(days=2)))
+    client.get("/lang/en")
     assert "older than the installed CRL" in upload(crl(gca, now - timedelta(days=3), now + timedelta(days=7)))
     assert (pki / "crl" / "gca.crl").read_bytes() == before
     fresh = crl(gca, now, now + timedelta(days=30))
@@ -334,7 +344,7 @@ def test_crl_upload_is_validated_and_installed_atomically(tmp_path, pki, kit):
     assert (pki / "crl" / "gca.crl").read_bytes() == fresh  # the issuer's own file, replaced
     assert not [p for p in (pki / "crl").iterdir() if p.name.startswith(".")]
     page = client.get("/trust").get_data(as_text=True)
-    assert page.count("有效 fresh") == 2
+    assert page.count(">fresh</span>") == 2
     outcomes = [a["outcome"] for a in cz.audit(action="crl_installed")]
     assert outcomes == ["refused"] * 4 + ["ok"]
     app.extensions["tgw_console"].close()
@@ -350,7 +360,7 @@ def test_administrator_sets_mode_limit_and_contact(mapp, mzone):
     r = client.post("/agencies", data={"csrf_token": token, "code": A2, "mode": "parallel-test",
                                        "epayment_limit": "5,000,000", "contact": "ops@a2.gov.tw"},
                     follow_redirects=True)
-    assert "已更新 / updated" in r.get_data(as_text=True)
+    assert f"{A2}：已更新" in r.get_data(as_text=True)
     row = json.loads(mzone.tgw("agency", "list", "--json").stdout)["agencies"][0]
     assert (row["code"], row["mode"], row["epayment_limit"], row["contact"]) == (A2, "parallel-test", 5_000_000,
                                                                                  "ops@a2.gov.tw")
@@ -432,7 +442,7 @@ def test_reports_totals_csv_pdf_and_reconciliation(mapp, mzone):
     r = client.get("/reports/export.csv")
     assert r.headers["Content-Disposition"].startswith("attachment") and r.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(r.get_data(as_text=True).lstrip("\ufeff"))))
-    assert rows[0][0] == "日期 date" and {row[1] for row in rows[1:]} == {A1}
+    assert rows[0][0] == "日期" and {row[1] for row in rows[1:]} == {A1}
     assert sum(int(row[5]) for row in rows[1:]) == 4  # the two loaded envelopes' two documents each
     r = client.get("/reports/export.pdf")
     assert r.data.startswith(b"%PDF") and r.mimetype == "application/pdf"
@@ -441,6 +451,9 @@ def test_reports_totals_csv_pdf_and_reconciliation(mapp, mzone):
     exported = [a["detail"]["format"] for a in mzone.audit(action="report_exported")]
     assert exported == ["csv", "pdf", "reconciliation.csv"]
     assert client.get("/reports?from=2020-01-01&until=2026-12-31").status_code == 200  # too long: told, not failed
+    client.get("/lang/en")
+    header = next(csv.reader(io.StringIO(client.get("/reports/export.csv").get_data(as_text=True).lstrip("\ufeff"))))
+    assert header[:3] == ["Day", "Agency", "Document kind"]
 
 
 # ------------------------------------------------------------------ accounts from the CLI

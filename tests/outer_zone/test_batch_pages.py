@@ -112,6 +112,25 @@ def test_every_kind_has_a_form_from_its_schema(prep, kind):
         elif field.type != "object":
             assert f'name="{name}"' in page, name
     assert _value(page, "d0.agency_code") == A1
+    # Each input is labelled with its schema's zh-TW title, or in English after the switch.
+    labels = _labels(page)
+    for field in fields(kind):
+        name = "d0." + field.path[2:].replace("[*]", "[0]")
+        if name in labels:
+            assert labels[name] == field.title, name
+    prep.get("/lang/en")
+    english = _labels(_page(prep, f"/batches/new?kind={kind}"))
+    assert english.keys() == labels.keys()
+    assert all(text and not HAN.search(text) for text in english.values()), english
+
+
+HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def _labels(page: str) -> dict[str, str]:
+    """Each input's label text (without the required mark), by the input's name."""
+    found = re.findall(r'<label for="(d0\.[^"]+)"[^>]*>([^<]*)', page)
+    return {name: html.unescape(text).strip() for name, text in found}
 
 
 def test_form_entry_makes_a_draft_batch_through_the_validators(prep, env):
@@ -195,6 +214,9 @@ def test_blank_rows_are_dropped_and_an_empty_batch_is_refused(prep, env):
     assert r.status_code == 302, _errors(r.get_data(as_text=True))
     r = _post_form(prep, {"op": "save"})
     assert r.status_code == 422 and "至少要有一筆文件" in r.get_data(as_text=True)
+    prep.get("/lang/en")
+    r = _post_form(prep, {"op": "save"})
+    assert r.status_code == 422 and "a batch needs at least one document" in r.get_data(as_text=True)
     assert _stored_batches(env) == 1
 
 
@@ -277,7 +299,7 @@ def test_print_view_shows_every_field_and_paper_vouchers_with_signature_lines(en
     assert [int(p) for p in re.findall(r'data-position="(\d+)" data-kind="\w+" data-paper="yes"', page)] == over
     printed = _page(client, f"/batches/{batch_id}/print")
     assert "財政部示範機關" in printed and A1 in printed and f"#{batch_id}" in printed
-    assert printed.index("文件批次") < printed.index("Batch of documents")  # zh-TW first
+    assert "文件批次" in printed and "Batch of documents" not in printed  # one language: zh-TW by default
     for doc in docs:
         assert doc["voucher_no"] in printed and doc["budget_account"] in printed
         for line in doc[LINES_FIELD[doc["kind"]]]:
@@ -285,6 +307,10 @@ def test_print_view_shows_every_field_and_paper_vouchers_with_signature_lines(en
     assert printed.count("data-paper-voucher") == len(over) and printed.count('class="sign-line"') == 8 * len(over)
     assert "主辦會計" in printed and "機關長官" in printed
     assert 'href="/static/batches.css"' in printed
+    client.get("/lang/en")  # the paper follows the page's language
+    printed = _page(client, f"/batches/{batch_id}/print")
+    assert "Batch of documents" in printed and "文件批次" not in printed and "財政部示範機關" in printed
+    assert printed.count("data-paper-voucher") == len(over) and "chief accountant" in printed and "agency head" in printed
 
 
 # --- the routing steps on the page
@@ -524,7 +550,7 @@ def test_form_entry_in_the_browser_adds_rows_and_shows_errors_at_fields(context,
 
 
 @pytest.mark.browser
-def test_print_view_hides_the_menu_and_prints_zh_tw_first(context, served, artifacts):
+def test_print_view_hides_the_menu_and_prints_in_zh_tw(context, served, artifacts):
     page = _sign_in(context, "a1-prep")
     page.goto("/batches/new?kind=transfer_voucher")
     token = page.locator('#import-form input[name="csrf_token"]').input_value()
@@ -542,7 +568,7 @@ def test_print_view_hides_the_menu_and_prints_zh_tw_first(context, served, artif
     assert not page.locator("#print-button").is_visible() and not page.locator("footer").is_visible()
     assert page.locator(".print-doc").count() == 3
     text = page.inner_text("main")
-    assert text.index("文件批次") < text.index("Batch of documents") and "財政部示範機關" in text
+    assert "文件批次" in text and "Batch of documents" not in text and "財政部示範機關" in text
     pdf = page.pdf(path=str(artifacts / "outer-batch-print.pdf"), format="A4")
     assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
     page.screenshot(path=str(artifacts / "outer-batch-print.png"), full_page=True)

@@ -66,6 +66,7 @@ def test_login_upload_and_status(page, served, envelopes, kit, artifacts):
     page.click("#upload-submit")
     page.wait_for_selector(".result[data-state=accepted]")
     first = page.inner_text("#tracking-id").strip()
+    assert page.inner_text(".result[data-state=accepted] h2") == "已收件"
     assert f"{first}.p7m" in served.env.outbound_files()
     page.screenshot(path=str(artifacts / "outer-upload-accepted.png"), full_page=True)
 
@@ -123,4 +124,18 @@ def test_admin_pages_render_in_the_browser(page, artifacts):
     assert "代理設定" in page.inner_text("h1")
     page.click("#logout")
     page.wait_for_url("**/login")
+    assert not page.problems, page.problems
+
+
+def test_the_upload_script_speaks_the_pages_language(page, served):
+    """The script's words come from the page's JSON block: English once the user switched."""
+    page.context.add_cookies([{"name": "tgw_lang", "value": "en", "url": served.base}])
+    _login(page, "a1-rel")
+    page.wait_for_url("**/upload")
+    assert page.inner_text("h1") == "Upload an envelope"
+    page.click("#upload-submit")  # no file chosen: the script answers by itself
+    page.wait_for_selector(".result[data-state=refused]")
+    assert page.get_attribute(".result[data-state=refused]", "data-reason") == "EMPTY_UPLOAD"
+    assert page.inner_text(".result[data-state=refused] h2").startswith("Refused")
+    assert page.inner_text(".result[data-state=refused] p") == "choose a file first"
     assert not page.problems, page.problems

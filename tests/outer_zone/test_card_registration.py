@@ -75,7 +75,12 @@ def test_an_officer_registers_their_own_role_only(env, client, demo_pki):
     officer = _signed_in(client, "a1-acc")
     page = officer.get("/certificates")
     html = page.get_data(as_text=True)
-    assert 'id="card-part"' in html and "從晶片卡讀取 Read from my IC card" in html and "cardreg.js" in html
+    assert 'id="card-part"' in html and "從晶片卡讀取" in html and "Read from my IC card" not in html and "cardreg.js" in html
+    assert "讀取中" in html  # the script's texts, in the page's language (#tgw-texts)
+    officer.get("/lang/en")
+    english = officer.get("/certificates").get_data(as_text=True)
+    assert "Read from my IC card" in english and "從晶片卡讀取" not in english and "reading…" in english
+    officer.get("/lang/zh-TW")
     assert '<option value="accountant"' in html and '<option value="releaser"' not in html
     # The page may reach the officer's own signing service on 127.0.0.1, and nothing else off the portal.
     assert "connect-src 'self' http://127.0.0.1:*;" in page.headers["Content-Security-Policy"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .conftest import csrf_of, web_login
+from .conftest import A1, csrf_of, web_login
 
 SWITCH = re.compile(r'<a class="lang-switch" id="lang-([\w-]+)" href="([^"]+)"')
 
@@ -59,3 +59,34 @@ def test_the_switch_sends_nowhere_else_and_ignores_unknown_languages(client):
     assert r.status_code == 302 and "Set-Cookie" not in r.headers
     client.set_cookie("tgw_lang", "fr")
     assert '<html lang="zh-Hant-TW">' in client.get("/login").get_data(as_text=True)
+
+
+def test_api_refusals_follow_accept_language(env, client):
+    """The API has no language cookie: its messages are zh-TW unless the client prefers English."""
+    token = {"Authorization": f"Bearer {env.tokens['a1-acc']}"}
+    chinese = client.get("/api/v1/envelopes", headers=token)
+    assert chinese.status_code == 403 and chinese.get_json()["reason"] == "FORBIDDEN"
+    assert chinese.get_json()["message"] == "您的角色不能使用 API（僅限放行人）"
+    english = client.get("/api/v1/envelopes", headers={**token, "Accept-Language": "en-US,en;q=0.9"})
+    assert english.status_code == 403 and english.get_json()["reason"] == "FORBIDDEN"
+    assert english.get_json()["message"] == "your role may not use the API (releaser only)"
+    releaser = {"Authorization": f"Bearer {env.tokens['a1-rel']}"}
+    missing = client.get("/api/v1/envelopes/nope", headers={**releaser, "Accept-Language": "en"}).get_json()
+    assert missing["message"] == f"no upload nope for agency {A1}"
+    assert "沒有追蹤編號" in client.get("/api/v1/envelopes/nope", headers=releaser).get_json()["message"]
+
+
+def test_pages_speak_one_language(env, client):
+    web_login(client, "a1-rel")
+    html = client.get("/upload").get_data(as_text=True)
+    assert "上傳信封" in html and "Upload an envelope" not in html
+    client.get("/lang/en")
+    html = client.get("/upload").get_data(as_text=True)
+    assert "Upload an envelope" in html and "上傳信封" not in html
+    texts = re.search(r'<script type="application/json" id="tgw-texts">([^<]*)</script>', html)
+    assert texts and '"choose_first": "choose a file first"' in texts.group(1)
+    refused = client.get("/admin/users")
+    assert refused.status_code == 403
+    card = refused.get_data(as_text=True).split('<section class="card narrow">')[1].split("</section>")[0]
+    assert "role may not do this</h1>" in card
+    assert "your role may not manage users and delegations" in card and not re.search(r"[\u4e00-\u9fff]", card)

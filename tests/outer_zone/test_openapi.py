@@ -152,7 +152,7 @@ def test_served_document_is_valid_openapi_31(portal_live):
     assert served == yaml.safe_load(DOCUMENT.read_text(encoding="utf-8"))
     operations = {(method.upper(), path) for path, item in served["paths"].items() for method in item
                   if method != "parameters"}
-    assert len(operations) == 14 and ("POST", "/api/v1/batches/{batch_id}/release") in operations
+    assert len(operations) == 16 and ("POST", "/api/v1/batches/{batch_id}/release") in operations
 
 
 def test_every_route_of_the_api_is_described(portal_live):

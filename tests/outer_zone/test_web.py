@@ -139,7 +139,8 @@ def test_pages_are_csp_clean(env, client):
         assert r.status_code == 200, path
         assert "script-src 'self'" in r.headers["Content-Security-Policy"]
         assert r.headers["X-Frame-Options"] == "DENY" and r.headers["Cache-Control"] == "no-store"
-        assert not re.search(r"<script(?![^>]*\bsrc=)", html), f"inline script on {path}"
+        # A JSON data block (a page script's texts) is data, never run: CSP lets it be.
+        assert not re.search(r'<script(?![^>]*\b(src=|type="application/json"))', html), f"inline script on {path}"
         assert not re.search(r"\sstyle=|<style", html), f"inline style on {path}"
         assert not re.search(r"(src|href)=\"(https?:)?//", html), f"remote asset on {path}"
     assert client.get("/static/outer.js").status_code == 200
@@ -214,6 +215,9 @@ def test_failed_transmission_query(env, client, envelopes, kit):
     html = client.get("/failed").get_data(as_text=True)
     assert late in html and refused in html and fresh not in html
     assert "逾時未傳送" in html and "CERT_REVOKED" in html
+    client.get("/lang/en")
+    html = client.get("/failed").get_data(as_text=True)
+    assert "not sent in time" in html and "逾時未傳送" not in html
 
 
 def test_certificate_expiry_warning(env, client, kit, demo_pki):
@@ -230,7 +234,11 @@ def test_certificate_expiry_warning(env, client, kit, demo_pki):
     SignerRegistry(env.engine()).add(cert, agency=A2, role="head")
     html = client.get("/status").get_data(as_text=True)
     warning = html[html.index('id="cert-warnings"'):]
-    assert "即將到期 head" in warning and "機關長官" in warning
+    assert "即將到期 head" in warning and "機關長官" in warning and "天）" in warning
+    client.get("/lang/en")
+    html = client.get("/status").get_data(as_text=True)
+    warning = html[html.index('id="cert-warnings"'):]
+    assert "Certificates expiring" in warning and "head: " in warning and " days)" in warning
 
 
 # --- the agency administrator

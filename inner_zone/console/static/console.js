@@ -4,6 +4,7 @@
  *   header (so the refresh does not count as activity and an idle session still times
  *   out) and swaps the #dashboard element; a page that went to the login form reloads.
  * - The quarantine list's "select all" box.
+ * - A destructive button asks for confirmation, in the words of the page's JSON block.
  * Nothing is built with innerHTML from data: the new dashboard is the server's own
  * escaped HTML, parsed by DOMParser and moved in as nodes.
  */
@@ -45,11 +46,15 @@
     });
   }
 
+  // The page's texts for the script (base.html, id "tgw-texts"), in the page's language.
+  var block = document.getElementById("tgw-texts");
+  var texts = block ? JSON.parse(block.textContent) : {};
+
   // A destructive button asks once more; the server still requires the note and the role.
   var dangers = document.querySelectorAll("button.danger");
   for (var j = 0; j < dangers.length; j++) {
     dangers[j].addEventListener("click", function (event) {
-      if (!window.confirm("確定嗎？此動作會記入稽核紀錄。 / Are you sure? This is recorded in the audit log.")) {
+      if (!window.confirm(texts.confirm || "Are you sure? This is recorded in the audit log.")) {
         event.preventDefault();
       }
     });

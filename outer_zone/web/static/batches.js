@@ -54,10 +54,16 @@
   // The page's CSP lets it connect to loopback addresses only; anything else is refused here first.
   var LOOPBACK = /^http:\/\/(127\.0\.0\.1|localhost):[0-9]{1,5}$/;
   var POLL_MS = 1000;
-  var PROBLEMS = {
-    PIN_INCORRECT: "PIN 錯誤，請於確認頁重新輸入 / wrong PIN: type it again on the confirmation page",
-    CARD_ERROR: "晶片卡錯誤，請確認讀卡機與卡片 / card error: check the reader and the card"
-  };
+  // The page's texts in its language (templates/batches/_actions.html); {name} marks a value.
+  var textBlock = document.getElementById("tgw-texts");
+  var TEXTS = textBlock ? JSON.parse(textBlock.textContent) : {};
+  var PROBLEMS = {PIN_INCORRECT: TEXTS.PIN_INCORRECT, CARD_ERROR: TEXTS.CARD_ERROR};
+
+  function say(key, values) {
+    var text = String(TEXTS[key] || key);
+    Object.keys(values || {}).forEach(function (name) { text = text.split("{" + name + "}").join(String(values[name])); });
+    return text;
+  }
   var meta = document.querySelector('meta[name="csrf-token"]');
   var csrf = meta ? meta.getAttribute("content") : "";
 
@@ -105,9 +111,12 @@
 
   function refusalText(status, body) {
     if (body && body.reason) {
-      return (body.reason_zh ? body.reason_zh + "：" : "") + (body.message || "") + " [" + body.reason + "]";
+      var message = body.message || "";
+      // reason_title: the reason's title in the request's language, when the portal sends it.
+      return body.reason_title ? say("refusal", {title: body.reason_title, message: message, code: body.reason})
+                               : message + " [" + body.reason + "]";
     }
-    return "入口網站回應 HTTP " + status + " / the portal answered HTTP " + status;
+    return say("portal_http", {status: status});
   }
 
   function Stop(state, text) { this.state = state; this.text = text; }
@@ -128,9 +137,7 @@
       var response = await fetch(signer + path, init);
       return {status: response.status, body: await portalJson(response)};
     } catch (e) {
-      throw new Stop("failed", "無法連線本機簽章服務 " + signer + "，請確認已啟動並允許瀏覽器存取本機網路 / cannot reach " +
-                     "the signing service at " + signer + ": is it running, and may the browser reach local devices? (" +
-                     e + ")");
+      throw new Stop("failed", say("unreachable", {url: signer, error: e}));
     }
   }
 
@@ -142,7 +149,7 @@
     });
     if (asked.status !== 202 || !asked.body || !asked.body.request_id) {
       var code = (asked.body && asked.body.error) || ("HTTP " + asked.status);
-      throw new Stop("refused", "簽章服務拒絕 / the signing service refused: " + code);
+      throw new Stop("refused", say("signer_refused", {code: code}));
     }
     return asked.body;
   }
@@ -150,7 +157,7 @@
   function showConfirmPage(signer, url) {
     // Only the service's own page is opened: the officer types the PIN there, never here.
     if (typeof url !== "string" || url.indexOf(signer + "/") !== 0) {
-      throw new Stop("refused", "確認頁位址不在簽章服務上 / the confirmation page is not on the signing service");
+      throw new Stop("refused", say("confirm_elsewhere"));
     }
     var link = document.getElementById("confirm-link");
     link.href = url;
@@ -162,12 +169,12 @@
     for (;;) {
       var answer = await callSigner(signer, "/v1/requests/" + encodeURIComponent(requestId), {});
       var body = answer.body || {};
-      if (answer.status !== 200) { throw new Stop("failed", "簽章請求已不存在 / the signing request is gone"); }
+      if (answer.status !== 200) { throw new Stop("failed", say("request_gone")); }
       if (body.state === "signed") { return body.result; }
-      if (body.state === "declined") { throw new Stop("declined", "已於確認頁拒絕簽章 / declined on the confirmation page"); }
-      if (body.state === "expired") { throw new Stop("expired", "簽章請求已逾時，請重新開始 / the request expired: start again"); }
+      if (body.state === "declined") { throw new Stop("declined", say("declined")); }
+      if (body.state === "expired") { throw new Stop("expired", say("expired")); }
       progress("pending", body.last_error ? (PROBLEMS[body.last_error] || body.last_error) + " [" + body.last_error + "]"
-                                          : "請於確認頁核對內容並輸入 PIN / check the figures and type the PIN on the confirmation page");
+                                          : say("check_and_pin"));
       await new Promise(function (done) { setTimeout(done, POLL_MS); });
     }
   }
@@ -191,30 +198,30 @@
     // Nothing is left to do on this batch: its step controls go (a reload shows it released).
     var done = document.querySelectorAll("#actions form, #sign-box, #edit-link, #edit-note, .signer-settings");
     for (var i = 0; i < done.length; i++) { done[i].hidden = true; }
-    progress("released", "已放行並送出 / released and sent");
+    progress("released", say("released"));
   }
 
   async function sign(button) {
     var box = button.closest("#sign-box");
     var signer = signerUrl();
     if (!signer) {
-      progress("failed", "簽章服務位址須為 http://127.0.0.1:埠號 / the signer address must be http://127.0.0.1:PORT");
+      progress("failed", say("bad_address"));
       return;
     }
     button.disabled = true;
     try {
-      progress("fetching", "取得待簽內容 / fetching what to sign");
+      progress("fetching", say("fetching"));
       var bytes = await fetchToSign(box);
-      progress("asking", "送交本機簽章服務 / asking the signing service");
+      progress("asking", say("asking"));
       var asked = await askSigner(signer, box, bytes);
       showConfirmPage(signer, asked.confirm_url);
       var result = await waitForOfficer(signer, asked.request_id);
-      progress("sending", "回傳簽章 / handing the signature to the portal");
+      progress("sending", say("sending"));
       var answer = await handBack(box, fromBase64(result));
       if (box.getAttribute("data-mode") === "release") {
         released(answer);
       } else {
-        progress("signed", "已簽章 / signed");
+        progress("signed", say("signed"));
         window.location.reload();
       }
     } catch (problem) {

@@ -1,10 +1,11 @@
 /*
- * 憑證 IC 卡註冊: the /certificates page reads the officer's certificate from their card through
+ * Card registration: the /certificates page reads the officer's certificate from their card through
  * the local signing service on their own PC (GET /v1/certificate, no PIN) and puts its PEM in
  * the registration form; the officer then sends the form as with a file. The service's address
  * is kept in this browser (localStorage "tgw.signerUrl"). The CSP of this page allows
  * connect-src http://127.0.0.1:* for it, and nothing else off the portal. Messages are built with
  * textContent only, never innerHTML: the certificate's names come from outside the portal.
+ * The texts, in the page's language, are the page's JSON block #tgw-texts ({name} marks a value).
  */
 (function () {
   "use strict";
@@ -24,6 +25,14 @@
   var role = document.getElementById("role");
   var kind = document.getElementById("kind");
   var replaces = document.getElementById("replaces");
+  var textBlock = document.getElementById("tgw-texts");
+  var TEXTS = textBlock ? JSON.parse(textBlock.textContent) : {};
+
+  function text(key, values) {
+    var out = String(TEXTS[key] || key);
+    Object.keys(values || {}).forEach(function (name) { out = out.split("{" + name + "}").join(String(values[name])); });
+    return out;
+  }
 
   function say(state, text) {
     statusLine.textContent = text;
@@ -47,7 +56,7 @@
   function saveUrl() {
     var url = signerUrl(urlField.value);
     if (!url) {
-      say("bad-url", "網址須為 http://127.0.0.1:埠號 / the address must be http://127.0.0.1:PORT");
+      say("bad-url", text("bad_url"));
       return null;
     }
     urlField.value = url;
@@ -74,15 +83,13 @@
     pemField.value = cert.pem;
     fileInput.value = "";  // one certificate per request: the card's replaces a chosen file
     shown.hidden = false;
-    say("read", "已讀取晶片卡「" + cert.token + "」的憑證，請確認後按「送出申請」。/ Read the certificate on card " +
-        cert.token + ": check it, then press Send request.");
+    say("read", text("read", {token: cert.token}));
   }
 
   function refused(status, body) {
     var code = (body && body.error) || ("HTTP " + status);
     var message = (body && body.message) || "";
-    say("refused", "本機簽章服務無法提供憑證 / the signing service could not give the certificate: " + code +
-        (message ? " — " + message : ""));
+    say("refused", text("refused", {code: code}) + (message ? " — " + message : ""));
   }
 
   function read() {
@@ -90,16 +97,14 @@
     if (!url) { return; }
     forget();
     readButton.disabled = true;
-    say("reading", "讀取中… / reading…");
+    say("reading", text("reading"));
     fetch(url + "/v1/certificate", {credentials: "omit", cache: "no-store"})
       .then(function (response) {
         return response.json().then(function (body) {
           if (response.ok && body && body.pem) { show(body); } else { refused(response.status, body); }
         }, function () { refused(response.status, null); });
       }, function () {
-        say("unreachable", "無法連線本機簽章服務：請確認已啟動（tgw agency signer），且瀏覽器已允許本網站存取本機裝置。" +
-            " / Cannot reach the signing service at " + url + ": is it running, and has the browser been allowed " +
-            "to let this site reach local devices?");
+        say("unreachable", text("unreachable", {url: url}));
       })
       .then(function () { readButton.disabled = false; });
   }
@@ -116,7 +121,7 @@
 
   urlField.value = storedUrl();
   urlField.addEventListener("change", function () {
-    if (saveUrl()) { say("saved", "已儲存網址 / address saved"); }
+    if (saveUrl()) { say("saved", text("saved")); }
   });
   readButton.addEventListener("click", read);
   fileInput.addEventListener("change", function () {

@@ -2,7 +2,8 @@
  * The upload page's drag and drop. Loaded from the portal itself (CSP script-src 'self');
  * builds its messages with textContent only, never innerHTML. The file is posted as the
  * request body, exactly as the API takes it, with the CSRF token in a header; without
- * script the form still works as an ordinary multipart upload.
+ * script the form still works as an ordinary multipart upload. Its words come from the page
+ * (the JSON block #tgw-texts, in the page's language).
  */
 (function () {
   "use strict";
@@ -18,9 +19,13 @@
   var meta = document.querySelector('meta[name="csrf-token"]');
   var csrf = meta ? meta.getAttribute("content") : "";
   var dropped = null;
+  var block = document.getElementById("tgw-texts");
+  var texts = block ? JSON.parse(block.textContent) : {};
+
+  function text(key) { return texts[key] || key; }
 
   function describe(file) {
-    chosen.textContent = file ? file.name + "（" + file.size.toLocaleString() + " bytes）" : "";
+    chosen.textContent = file ? file.name + " (" + file.size.toLocaleString() + " " + text("bytes") + ")" : "";
   }
 
   function element(tag, cls, text) {
@@ -36,10 +41,10 @@
     if (status === 202) {
       box = element("div", "result ok");
       box.setAttribute("data-state", "accepted");
-      box.appendChild(element("h2", null, "已收件 Accepted"));
+      box.appendChild(element("h2", null, text("accepted")));
       var dl = element("dl");
-      [["追蹤編號 Tracking ID", body.tracking_id, "tracking-id"], ["SHA-256", body.sha256],
-       ["收件時間 Received", body.received_at]].forEach(function (pair) {
+      [[text("tracking_id"), body.tracking_id, "tracking-id"], ["SHA-256", body.sha256],
+       [text("received"), body.received_at]].forEach(function (pair) {
         dl.appendChild(element("dt", null, pair[0]));
         var dd = element("dd", "mono", pair[1]);
         if (pair[2]) { dd.id = pair[2]; }
@@ -51,7 +56,7 @@
       box.setAttribute("data-state", "refused");
       var reason = (body && body.reason) || "ERROR";
       box.setAttribute("data-reason", reason);
-      var h = element("h2", null, "已拒收 Refused ");
+      var h = element("h2", null, text("refused") + " ");
       h.appendChild(element("span", "code", reason));
       box.appendChild(h);
       box.appendChild(element("p", null, (body && body.message) || ("HTTP " + status)));
@@ -81,7 +86,7 @@
     event.preventDefault();
     var file = dropped || (input.files && input.files[0]);
     if (!file) {
-      show(400, {reason: "EMPTY_UPLOAD", message: "請先選擇檔案 / choose a file first"});
+      show(400, {reason: "EMPTY_UPLOAD", message: text("choose_first")});
       return;
     }
     var xhr = new XMLHttpRequest();
@@ -102,7 +107,7 @@
     xhr.addEventListener("error", function () {
       button.disabled = false;
       progress.hidden = true;
-      show(0, {reason: "NETWORK", message: "連線中斷，請重試 / the connection failed; try again"});
+      show(0, {reason: "NETWORK", message: text("network")});
     });
     button.disabled = true;
     progress.hidden = false;
