@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from tgw_common.cli_support import EXIT_REFUSED, Failure, UsageProblem, config_option, emit_json, load, operational
+from tgw_common.cli_support import (
+    EXIT_REFUSED,
+    UsageProblem,
+    config_option,
+    emit_json,
+    load,
+    operational,
+    run_daemon,
+)
 
 
 @click.group(name="inner")
@@ -31,20 +39,9 @@ def run(config_path: str) -> None:
     The runner daemon: drain the inbound spool through the pipeline until SIGTERM.
     Upgrades the database schema first, recovers files a crash left claimed.
     """
-    from tgw_common.config import ConfigError
-    from tgw_common.instance_lock import AlreadyRunning
-
     from .runner import InnerRunner
 
-    try:
-        runner = InnerRunner(_config(config_path))
-    except ConfigError as exc:
-        raise UsageProblem(f"config: {exc}") from None
-    runner.install_signal_handlers()
-    try:
-        runner.run()
-    except AlreadyRunning as exc:
-        raise Failure(str(exc)) from None
+    run_daemon(lambda: InnerRunner(_config(config_path)))
 
 
 @inner.command()
@@ -123,20 +120,9 @@ def receipts_run(config_path: str) -> None:
     publish it into receipts.outbound for the return link, until SIGTERM. Exit 3 if
     another issuer holds the lock.
     """
-    from tgw_common.config import ConfigError
-    from tgw_common.instance_lock import AlreadyRunning
-
     from .receipt_runner import ReceiptRunner
 
-    try:
-        runner = ReceiptRunner(load(config_path, "inner", "receipts"))
-    except (ConfigError, ValueError) as exc:
-        raise UsageProblem(f"config: {exc}") from None
-    runner.install_signal_handlers()
-    try:
-        runner.run()
-    except AlreadyRunning as exc:
-        raise Failure(str(exc)) from None
+    run_daemon(lambda: ReceiptRunner(load(config_path, "inner", "receipts")))
 
 
 @inner.group()

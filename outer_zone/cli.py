@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from tgw_common.cli_support import Failure, UsageProblem, config_option, emit_json, load, operational
+from tgw_common.cli_support import UsageProblem, config_option, emit_json, load, operational, run_daemon
 
 from .cli_common import open_engine
 
@@ -67,20 +67,9 @@ def receipts_run(config_path: str) -> None:
     """常駐程序：驗證回傳鏈路送來的收據並保存 Verify and store each receipt the return link
     delivers into receipts.inbound; set aside anything else, logged and counted. Exit 3 if
     another intake holds the lock."""
-    from tgw_common.config import ConfigError
-    from tgw_common.instance_lock import AlreadyRunning
-
     from .receipt_runner import OuterReceiptRunner
 
-    try:
-        runner = OuterReceiptRunner(load(config_path, "receipts", "trust"))
-    except ConfigError as exc:
-        raise UsageProblem(f"config: {exc}") from None
-    runner.install_signal_handlers()
-    try:
-        runner.run()
-    except AlreadyRunning as exc:
-        raise Failure(str(exc)) from None
+    run_daemon(lambda: OuterReceiptRunner(load(config_path, "receipts", "trust")))
 
 
 def _register() -> None:

@@ -73,3 +73,20 @@ def operational(fn: Callable) -> Callable:
 def die(message: str, code: int = EXIT_REFUSED) -> None:
     click.echo(message, err=True)
     sys.exit(code)
+
+
+def run_daemon(make: Callable[[], Any]) -> None:
+    """Build a runner with `make()` and run it until SIGTERM: a config it rejects exits 2,
+    another instance holding its lock exits 3 (docs/cli.md)."""
+    from .config import ConfigError
+    from .instance_lock import AlreadyRunning
+
+    try:
+        runner = make()
+    except (ConfigError, ValueError) as exc:
+        raise UsageProblem(f"config: {exc}") from None
+    runner.install_signal_handlers()
+    try:
+        runner.run()
+    except AlreadyRunning as exc:
+        raise Failure(str(exc)) from None

@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import stat
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -83,6 +84,32 @@ def _assert_owner_only(folder: Path) -> None:
     shared = {str(p.relative_to(folder)): oct(stat.S_IMODE(p.lstat().st_mode))
               for p in (folder, *folder.rglob("*")) if not p.is_symlink() and p.lstat().st_mode & 0o077}
     assert shared == {}
+
+
+def _assert_fates_reach_the_agency(folder: Path, creds: dict, expected: list, accepted: dict, finals: dict,
+                                   tmp_path: Path) -> None:
+    """Over the return link, each accepted envelope's fate reaches its agency through the API,
+    with a receipt that openssl verifies against the root alone."""
+    agency_of = {e["file"]: e["upload_as"] for e in expected}
+    portals = {code: Portal(creds["portal"], a["token"]) for code, a in creds["agencies"].items()}
+    want = {tid: ("loaded" if finals[tid] == "loaded" else "refused", agency_of[file]) for file, tid in accepted.items()}
+    try:
+        def states():
+            seen = {tid: portals[code].fate(tid).body.get("state") for tid, (_w, code) in want.items()}
+            return seen if all(seen[t] == w for t, (w, _c) in want.items()) else None
+
+        _wait_for(states, timeout=120, what="every fate at the agency")
+        for tid, (_w, code) in want.items():
+            der = portals[code].receipt(tid)
+            assert der is not None, tid
+            path = tmp_path / "receipt.p7s"
+            path.write_bytes(der)
+            done = subprocess.run(["openssl", "cms", "-verify", "-inform", "DER", "-in", str(path), "-CAfile",
+                                   str(folder / "pki" / "root.pem"), "-purpose", "any"], capture_output=True, check=False)
+            assert done.returncode == 0 and tid.encode() in done.stdout, done.stderr.decode()
+    finally:
+        for portal in portals.values():
+            portal.close()
 
 
 @pytest.mark.slow
@@ -189,8 +216,11 @@ def test_two_hundred_envelopes_end_to_end(appliance_dir: Path, tmp_path: Path, l
     refused_ids = [a.tracking_id for a in answers.values() if a.status != 202 and a.tracking_id]
     assert not any(("outer-web", "spooled") in ev for ev in _events(outer, refused_ids).values())
 
+    _assert_fates_reach_the_agency(folder, creds, expected, accepted, finals, tmp_path)
+
     status = _status(folder)
     assert all(p["state"] == "RUNNING" for p in status["programs"])
+    assert ("return-relay" in {p["program"] for p in status["programs"]}) == (loss is not None)
     if killed_pid is not None:
         runner = next(p for p in status["programs"] if p["program"] == "inner-runner")
         assert runner["pid"] != killed_pid

@@ -145,3 +145,19 @@ def test_demo_receipt_key_is_not_the_envelope_key(demo_pki: Path):
     receipt = load_certificate_file(demo_pki / "treasury" / "receipt.pem")
     envelope = load_certificate_file(demo_pki / "treasury" / "envelope.pem")
     assert receipt.public_key().public_numbers() != envelope.public_key().public_numbers()
+
+
+def test_a_demo_pki_without_a_receipt_certificate_gets_one(pki):
+    from tgw.demo.pki import ensure_receipt_certificate
+
+    assert ensure_receipt_certificate(pki) is False
+    (pki / "treasury" / "receipt.pem").unlink()
+    (pki / "treasury" / "receipt.key").unlink()
+    assert ensure_receipt_certificate(pki) is True
+    cert = load_certificate_file(pki / "treasury" / "receipt.pem")
+    key = load_private_key_file(pki / "treasury" / "receipt.key")
+    gca = load_certificate_file(pki / "gca.pem")
+    crls = [load_crl((pki / "crl" / n).read_bytes()) for n in ("gca.crl", "root.crl")]
+    trust = TrustStore([load_certificate_file(pki / "root.pem")], [gca], crls)
+    receipt = _loaded()
+    assert read_receipt(issue_receipt(receipt, cert, key, [gca]), signer=cert, trust=trust) == receipt

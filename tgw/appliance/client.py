@@ -49,15 +49,16 @@ class Portal:
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
 
-    def upload(self, data: bytes) -> Answer:
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/pkcs7-mime",
-                   "Content-Length": str(len(data))}
+    def _request(self, method: str, path: str, *, body: bytes | None = None,
+                 headers: dict[str, str] | None = None) -> tuple[int, bytes, float]:
+        """(status, body, seconds); a connection the server closes is dropped after the answer."""
+        headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
         for attempt in (1, 2):  # a keep-alive connection the server closed meanwhile is opened again once
             if self._conn is None:
                 self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             started = time.monotonic()
             try:
-                self._conn.request("POST", "/api/v1/envelopes", body=data, headers=headers)
+                self._conn.request(method, path, body=body, headers=headers)
                 answer = self._conn.getresponse()
                 raw = answer.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
@@ -65,33 +66,30 @@ class Portal:
                 if attempt == 2:
                     raise
                 continue
-            try:
-                body = json.loads(raw) if raw else {}
-            except ValueError:
-                body = {"raw": raw[:500].decode("utf-8", "replace")}
             if answer.getheader("Connection", "").lower() == "close":
                 self.close()
-            return Answer(answer.status, body, time.monotonic() - started)
+            return answer.status, raw, time.monotonic() - started
         raise AssertionError("unreachable")
+
+    def upload(self, data: bytes) -> Answer:
+        status, raw, seconds = self._request(
+            "POST", "/api/v1/envelopes", body=data,
+            headers={"Content-Type": "application/pkcs7-mime", "Content-Length": str(len(data))})
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {"raw": raw[:500].decode("utf-8", "replace")}
+        return Answer(status, body, seconds)
 
     def fate(self, tracking_id: str) -> Answer:
         """GET /api/v1/envelopes/<tracking_id>: the upload's state as the agency sees it."""
-        for attempt in (1, 2):
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            started = time.monotonic()
-            try:
-                self._conn.request("GET", f"/api/v1/envelopes/{tracking_id}",
-                                   headers={"Authorization": f"Bearer {self.token}"})
-                answer = self._conn.getresponse()
-                raw = answer.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self.close()
-                if attempt == 2:
-                    raise
-                continue
-            return Answer(answer.status, json.loads(raw) if raw else {}, time.monotonic() - started)
-        raise AssertionError("unreachable")
+        status, raw, seconds = self._request("GET", f"/api/v1/envelopes/{tracking_id}")
+        return Answer(status, json.loads(raw) if raw else {}, seconds)
+
+    def receipt(self, tracking_id: str) -> bytes | None:
+        """The newest signed receipt (DER), or None before the first one."""
+        status, raw, _seconds = self._request("GET", f"/api/v1/envelopes/{tracking_id}/receipt")
+        return raw if status == 200 else None
 
     def close(self) -> None:
         if self._conn is not None:

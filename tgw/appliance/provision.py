@@ -46,9 +46,12 @@ def owner_only(root: Path) -> int:
 
 def ensure_pki(layout: Layout, *, agencies: int) -> bool:
     """The demo PKI in DIR/pki; True if it was created now. pki.json is its last file: without it, start over."""
+    from tgw.demo.pki import build_demo_pki, ensure_receipt_certificate
+
     if (layout.pki / "pki.json").is_file():
+        # An appliance made before receipts existed gets its receipt certificate now.
+        ensure_receipt_certificate(layout.pki)
         return False
-    from tgw.demo.pki import build_demo_pki
 
     build_demo_pki(layout.pki, agencies=agencies)
     return True

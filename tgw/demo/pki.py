@@ -172,11 +172,26 @@ def _write_authorities(out: Path, key_size: int, start: datetime, now: datetime)
                      usage=_usage(encipher=True))
     _write_pair(out / "treasury", "envelope", treasury, treasury_key)
     # The receipts' signer: a key of its own, so the envelope key never signs anything.
+    _write_receipt_pair(out, gca, key_size, start, now)
+    return gca
+
+
+def _write_receipt_pair(out: Path, gca: Issuer, key_size: int, start: datetime, now: datetime) -> None:
     receipt_key = _key(key_size)
     receipt = issue(_name("國庫署電子支付收據 Treasury e-Payment Receipts", "National Treasury Administration"),
                     receipt_key, gca, not_before=start, not_after=now + timedelta(days=730), usage=_usage(sign=True))
     _write_pair(out / "treasury", "receipt", receipt, receipt_key)
-    return gca
+
+
+def ensure_receipt_certificate(out: Path) -> bool:
+    """Issue treasury/receipt.* in a demo PKI made before receipts existed; True if it did."""
+    out = Path(out)
+    if (out / "treasury" / "receipt.pem").is_file() and (out / "treasury" / "receipt.key").is_file():
+        return False
+    gca = Issuer(load_certificate_file(out / "gca.pem"), load_private_key_file(out / "gca.key"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    _write_receipt_pair(out, gca, gca.key.key_size, now - timedelta(days=1), now)
+    return True
 
 
 class _People:
