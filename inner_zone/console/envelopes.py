@@ -22,7 +22,7 @@ from tgw_common.events import EventRow
 from tgw_common.pki.certs import common_name, fingerprint
 from tgw_common.reasons import Layer, Refusal
 
-from ..models import Document, Envelope, LoadRecord, Payee
+from ..models import Document, Envelope, IssuedReceipt, LoadRecord, Payee
 from ..quarantine import STATUSES
 from .state import Console
 from .timefmt import day_bounds
@@ -289,7 +289,17 @@ def detail(console: Console, sha: str) -> dict[str, Any] | None:
         file = _envelope_file(entries)
         out["layers"], out["signers"] = layers_of_file(console, file) if file else ([], [])
     out["fix"] = fix_for((active or {}).get("reason"))
+    out["receipts"] = receipts_of(console, sha)
     return out
+
+
+def receipts_of(console: Console, sha: str) -> list[dict[str, Any]]:
+    """The receipts signed for this envelope (docs/receipts.md): state, when signed and
+    published for the return link, and whom a refusal was mailed to."""
+    with transaction(console.engine) as s:
+        rows = s.scalars(select(IssuedReceipt).where(IssuedReceipt.sha256 == sha).order_by(IssuedReceipt.id)).all()
+        return [{"id": r.id, "state": r.state, "issued_at": r.issued_at, "published_at": r.published_at,
+                 "mailed_at": r.mailed_at, "mailed_to": r.mailed_to} for r in rows]
 
 
 def _loaded_detail(console: Console, sha: str) -> dict[str, Any] | None:

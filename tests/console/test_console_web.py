@@ -226,6 +226,23 @@ def test_quarantined_envelope_detail_says_why_and_where_to_fix(app, czone):
     assert "Fix in the registry" in page and "簽章憑證未註冊" not in page and "SIGNER_NOT_REGISTERED" in page
 
 
+def test_the_envelope_page_lists_its_receipts(mapp, mzone):
+    from inner_zone.models import IssuedReceipt
+    from tgw_common.db import utcnow
+
+    client = signed_in(mapp, "vera")
+    refused = mzone.refused[0]
+    page = client.get(f"/envelopes/{refused['sha256']}").get_data(as_text=True)
+    assert 'id="receipts"' in page and "尚無收據" in page
+    now = utcnow()
+    with transaction(mzone.engine()) as s:
+        s.add(IssuedReceipt(event_id=10**9, tracking_id=refused["tracking_id"], sha256=refused["sha256"], agency=A2,
+                            state="refused", der=b"0", issued_at=now, published_at=now, mailed_at=now,
+                            mailed_to="pay@a2.example.tw"))
+    page = client.get(f"/envelopes/{refused['sha256']}").get_data(as_text=True)
+    assert 'data-receipt-state="refused"' in page and "pay@a2.example.tw" in page and "尚無收據" not in page
+
+
 # ------------------------------------------------------------------ fixing and retrying
 def test_register_the_certificate_then_retry_and_it_loads(mapp, mzone):
     from tests.inner_zone.ikit import cli
