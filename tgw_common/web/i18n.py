@@ -96,8 +96,3 @@ def init_babel(app: Flask, negotiate: Callable[[], bool]) -> None:
     app.register_blueprint(bp)
     app.jinja_env.globals["reason_title"] = reason_title
     app.context_processor(_page_language)
-
-
-def texts_for_script(texts: Mapping[str, object]) -> dict[str, str]:
-    """Lazy gettext strings made plain, for a page's JSON block that its script reads."""
-    return {key: str(value) for key, value in texts.items()}
