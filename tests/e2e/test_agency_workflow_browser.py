@@ -24,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -497,8 +498,18 @@ def _release_and_follow(app: Appliance, releaser, batch_id: int, docs: list[dict
     releaser.click("#batch-tracking a")
     releaser.wait_for_url("**/status?**")
     row = releaser.locator(f'#uploads tbody tr[data-tracking-id="{tracking_id}"]')
-    assert row.count() == 1 and row.get_attribute("data-state") == "sent"
-    assert "已傳送" in row.inner_text()
+    # The inner zone's receipt comes back over the return link: the portal then shows the load.
+    deadline = time.monotonic() + 60
+    while row.get_attribute("data-state") != "loaded" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        releaser.reload()
+    assert row.count() == 1 and row.get_attribute("data-state") == "loaded"
+    assert "已入庫" in row.inner_text()
+    row.locator("a").first.click()
+    releaser.wait_for_url(f"**/status/{tracking_id}")
+    assert releaser.locator("#envelope").get_attribute("data-state") == "loaded"
+    assert releaser.locator("#documents tbody tr").count() == len(docs)
+    assert releaser.locator("#receipt-download").count() == 1
 
 
 # --- further tests
