@@ -55,6 +55,12 @@ def _migrate(engine: Engine, step, revision: str) -> str | None:
             with engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+                elif conn.dialect.name == "sqlite":
+                    # The sqlite3 module runs DDL outside any transaction unless one is open: a
+                    # process killed mid-upgrade would leave tables without their revision, and
+                    # every later upgrade would fail on them. An explicit BEGIN IMMEDIATE makes
+                    # the whole upgrade one transaction and serialises concurrent upgraders.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 cfg = alembic_config()
                 cfg.attributes["connection"] = conn
                 step(cfg, revision)
