@@ -39,9 +39,10 @@ def run(config_path: str) -> None:
     The runner daemon: drain the inbound spool through the pipeline until SIGTERM.
     Upgrades the database schema first, recovers files a crash left claimed.
     """
+    from .cli_db import require_standby
     from .runner import InnerRunner
 
-    run_daemon(lambda: InnerRunner(_config(config_path)))
+    run_daemon(lambda: InnerRunner(require_standby(_config(config_path))))
 
 
 @inner.command()
@@ -208,10 +209,12 @@ def db_current(config_path: str) -> None:
 
 def _register() -> None:
     from .cli_agency import agency
+    from .cli_db import register as register_db
     from .cli_quarantine import quarantine
 
     inner.add_command(agency)
     inner.add_command(quarantine)
+    register_db(db)
 
 
 _register()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -102,6 +103,10 @@ class _Job:
     dry_run: bool
     envelope_id: str | None = None
     agency: str | None = None
+    # Called on the transaction's connection just before a load or a refusal commits: the
+    # shared queue's lease check (raises LeaseLost), so a runner that lost its envelope
+    # to another commits nothing.
+    fence: Callable[[Any], None] | None = None
 
 
 class _DryRunDone(Exception):
@@ -159,7 +164,8 @@ class Intake:
 
     # ------------------------------------------------------------------ entry points
     def process(self, src: Path, *, name: str | None = None, tries: int = 1, claimed_at: datetime | None = None,
-                keep_source: bool = False, dry_run: bool = False) -> Outcome:
+                keep_source: bool = False, dry_run: bool = False,
+                fence: Callable[[Any], None] | None = None) -> Outcome:
         """Run one envelope file through the whole pipeline; refusals become quarantine entries.
 
         keep_source: the file is the operator's (tgw inner process): copy it to the archive
@@ -168,7 +174,8 @@ class Intake:
         """
         name = name or src.name
         size = src.stat().st_size
-        job = _Job(src, name, tracking_id(name), "", size, tries, claimed_at or utcnow(), keep_source, dry_run)
+        job = _Job(src, name, tracking_id(name), "", size, tries, claimed_at or utcnow(), keep_source, dry_run,
+                   fence=fence)
         limit = self.opener.limits.max_envelope_bytes
         if size > limit:
             # Judged before reading, so an oversized file never has to fit in memory.
@@ -182,12 +189,14 @@ class Intake:
             log.info("unique key taken concurrently; judging again", extra={"file": name})
             return self._process(job)
 
-    def poison(self, src: Path, *, name: str, tries: int, error: str | None = None) -> Outcome:
+    def poison(self, src: Path, *, name: str, tries: int, error: str | None = None,
+               fence: Callable[[Any], None] | None = None) -> Outcome:
         """A file that failed `tries` times (crashed its runner, or raised): quarantine as POISON.
 
         Unless its load had committed before the crash: then only the archive step is left.
         """
-        job = _Job(src, name, tracking_id(name), sha256_file(src), src.stat().st_size, tries, utcnow(), False, False)
+        job = _Job(src, name, tracking_id(name), sha256_file(src), src.stat().st_size, tries, utcnow(), False, False,
+                   fence=fence)
         done = self._already_loaded(job)
         if done is not None:
             return done
@@ -273,6 +282,8 @@ class Intake:
                     raise _DryRunDone(self._outcome(job, "checked", opened, policy, len(documents)))
                 load_id, archive_path = self._load(s, job, opened, documents, policy, ledger,
                                                    times=(moment, opened_at, validated_at))
+                if job.fence is not None:
+                    job.fence(conn)
         except Refusal as refusal:
             return self._refuse(job, refusal)
         except _DryRunDone as done:
@@ -317,8 +328,11 @@ class Intake:
         # the file the load record names, which stays in the spool until its next try
         # archives it. Otherwise this copy would vanish with no event under its own tracking
         # id, and the loaded file would later be logged as a duplicate of itself.
-        self.provenance.record("duplicate", self.hop, sha256=job.sha256, tracking_id=job.tracking_id,
-                               envelope_id=row.envelope_id, first_tracking_id=row.tracking_id, file=job.name)
+        with transaction(self.engine) as s:
+            if job.fence is not None:
+                job.fence(s.connection())  # a runner that lost this envelope must not speak for it
+            self.provenance.record("duplicate", self.hop, session=s, sha256=job.sha256, tracking_id=job.tracking_id,
+                                   envelope_id=row.envelope_id, first_tracking_id=row.tracking_id, file=job.name)
         if not job.keep_source:
             job.src.unlink(missing_ok=True)  # byte for byte the loaded original
             sync_folders(job.src.parent)
@@ -457,6 +471,8 @@ class Intake:
                                    **_plain(refusal.detail), **ids_)
             self.provenance.record("quarantined", self.hop, session=s, at=now, reason=refusal.code,
                                    quarantine_id=qid, status=status, held=hold, **ids_)
+            if job.fence is not None:
+                job.fence(s.connection())
         events = self.provenance.history(sha256=job.sha256, tracking_id=job.tracking_id)
         entry = self.quarantine.put(job.src, name=job.name, sha256=job.sha256, size=job.size,
                                     tracking_id=job.tracking_id, status=status, reason=refusal.code,

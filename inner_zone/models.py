@@ -211,3 +211,61 @@ class PaymentResult(IntakeBase):
     failure_reason: Mapped[str] = mapped_column(String(500))
     import_id: Mapped[str] = mapped_column(String(32), index=True)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class QueuedEnvelope(IntakeBase):
+    """An envelope waiting in the shared queue (inner.queue: database), for runners on any host.
+
+    The bytes are in `intake_queue_chunks`, so every host reaches them through the database
+    and they are replicated with it. A runner claims a row by raising `lease_token` and
+    setting its lease; every later write of that runner (renewal, the load's commit, the
+    finish) names the token it got, so a runner that lost its lease cannot commit. `name`
+    is unique: a file handed in twice (two receivers, a crash between enqueue and unlink)
+    is queued once. docs/deployment.md explains the design.
+    """
+
+    __tablename__ = "intake_queue"
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(8))  # ready | done
+    tries: Mapped[int] = mapped_column(Integer)
+    lease_token: Mapped[int] = mapped_column(BigInteger)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_host: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    enqueued_by: Mapped[str] = mapped_column(String(128))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(16))
+
+    __table_args__ = (Index("ix_intake_queue_state", "state", "id"),)
+
+
+class QueuedChunk(IntakeBase):
+    """One slice of a queued envelope's bytes; deleted once the envelope is finished."""
+
+    __tablename__ = "intake_queue_chunks"
+
+    queue_id: Mapped[int] = mapped_column(ForeignKey("intake_queue.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RunnerRow(IntakeBase):
+    """One inner runner process, as it last told: the console's and the monitor's list."""
+
+    __tablename__ = "intake_runners"
+
+    session: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(128))
+    pid: Mapped[int] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(8))  # spool | database
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    leases: Mapped[int] = mapped_column(Integer)
+    stopped: Mapped[bool] = mapped_column(Boolean)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_error: Mapped[str | None] = mapped_column(String(500))

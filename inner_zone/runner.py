@@ -21,10 +21,11 @@ import os
 import time
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from tgw_common.config import Config
 from tgw_common.db import utcnow
@@ -33,8 +34,11 @@ from tgw_common.runner import Runner
 from tgw_common.spool import Claimed
 
 from .context import make_intake, open_inner
+from .feeder import Feeder
 from .intake import HOP, Outcome
 from .quarantine_ops import quarantine_unreadable
+from .runner_registry import one_runner_lock, record_runner
+from .shared_queue import LeaseLost, SharedQueue
 from .spoolq import IntakeQueue, unreadable
 
 log = logging.getLogger(__name__)
@@ -66,6 +70,7 @@ class Action(Enum):
     POISON = "poison"  # out of tries: quarantine as POISON (unless its load had committed)
     UNREADABLE = "unreadable"  # cannot be read as an envelope: quarantine as POISON, or set aside
     FILED = "filed"  # the error came after the file reached the archive or quarantine
+    LOST = "lost"  # the shared queue's lease went to another runner: drop the copy, touch nothing
 
 
 @dataclass(frozen=True)
@@ -104,17 +109,26 @@ class InnerRunner(Runner):
         super().__init__(self.inner.provenance, watch=[config.inner.inbound])
         self.rescan_seconds = config.inner.rescan_seconds
         self.heartbeat_seconds = config.inner.heartbeat_seconds
-        self.queue = IntakeQueue(config.inner.inbound, max_tries=config.inner.max_tries)
+        self.shared = config.inner.queue == "database"
+        self.feeder: Feeder | None = None
+        if self.shared:
+            work = config.inner.spool_dir / "work" / self.session_id
+            self.queue = SharedQueue(self.inner.engine, work, owner=self.session_id, host=config.node.host,
+                                     lease_seconds=config.inner.lease_seconds, max_tries=config.inner.max_tries)
+            self.feeder = Feeder(self.inner, self.queue)
+        else:
+            self.queue = IntakeQueue(config.inner.inbound, max_tries=config.inner.max_tries)
         self.intake = make_intake(self.inner, session_id=self.session_id, via="runner")
         self._lock: InstanceLock | None = None
         self._crl_stamp: tuple | None = None
         self._errors: dict[str, str] = {}
-        self.counts = {"loaded": 0, "duplicate": 0, "refused": 0, "held": 0, "poison": 0}
+        self.counts = {"loaded": 0, "duplicate": 0, "refused": 0, "held": 0, "poison": 0, "lost": 0}
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ start-up
     def startup(self) -> None:
-        self._lock = InstanceLock(self.config.inner.spool_dir / "runner.lock", holder="inner runner").acquire()
+        self._lock = one_runner_lock(self.config, self.inner.engine, self.session_id)
+        self._record(stopped=False)  # listed before its first envelope, which may take long
         back, exhausted = self.queue.recover()
         if back or exhausted:
             log.warning("recovered claimed files", extra={"put_back": back, "poison": [c.name for c in exhausted]})
@@ -130,11 +144,25 @@ class InnerRunner(Runner):
     # ------------------------------------------------------------------ the loop
     def one_iteration(self) -> int:
         done = 0
+        if self.feeder is not None:
+            try:
+                done += self.feeder.feed()
+            except (OperationalError, InterfaceError) as exc:
+                self.last_error = _describe(exc)
+                log.error("cannot hand envelopes in to the shared queue yet", extra={"error": self.last_error})
         for name in self.queue.ready():
             if self.stopping or done >= BATCH:
                 break
             self.keep_alive()
-            claimed = self.queue.claim(name)
+            try:
+                claimed = self.queue.claim(name)
+            except DBAPIError as exc:
+                # The shared queue's database went away mid-claim (its connection ended, a
+                # failover): the lease, if any was taken, expires by itself.
+                self.last_error = _describe(exc)
+                log.error("cannot claim from the shared queue; pausing", extra={"error": self.last_error})
+                self._stop.wait(_BACKOFF_SECONDS)
+                break
             if claimed is None:
                 continue
             done += 1
@@ -156,7 +184,7 @@ class InnerRunner(Runner):
         if verdict is None:
             try:
                 outcome = self.intake.process(claimed.path, name=claimed.name, tries=claimed.tries,
-                                              claimed_at=utcnow())
+                                              claimed_at=utcnow(), fence=self._fence(claimed))
             except Exception as exc:
                 verdict = self._judge(claimed, exc)
             else:
@@ -185,6 +213,8 @@ class InnerRunner(Runner):
     def _judge(self, claimed: Claimed, exc: Exception) -> Verdict:
         """The one classification of an exception the pipeline raised for a claimed file."""
         self.last_error = _describe(exc)
+        if isinstance(exc, LeaseLost):
+            return Verdict(Action.LOST, exc=exc)
         if not claimed.path.exists():
             return Verdict(Action.FILED, exc=exc)
         if _operational(exc):
@@ -216,6 +246,8 @@ class InnerRunner(Runner):
                     done = self._unreadable(claimed, verdict.problem)
                 case Action.FILED:
                     done = self._filed(claimed, verdict.exc)
+                case Action.LOST:
+                    done = self._lost(claimed, verdict.exc)
             if not isinstance(done, Verdict):
                 return done
             verdict = done
@@ -226,6 +258,16 @@ class InnerRunner(Runner):
         self.queue.finish(claimed)
         return not _operational(exc)
 
+    def _fence(self, claimed: Claimed):
+        return partial(self.queue.fence, claimed) if self.shared else None
+
+    def _lost(self, claimed: Claimed, exc: Exception) -> bool:
+        self.counts["lost"] += 1
+        log.warning("lease lost: another runner has the envelope; nothing committed",
+                    extra={"file": claimed.name, "error": str(exc)})
+        self.queue.lost(claimed)
+        return True
+
     def _retry(self, claimed: Claimed) -> bool:
         self._errors[claimed.name] = self.last_error
         self.queue.release(claimed)
@@ -234,15 +276,20 @@ class InnerRunner(Runner):
     def _pause(self, claimed: Claimed) -> bool:
         """Not this envelope's fault: give it back without spending one of its tries, and wait."""
         log.error("database or disk trouble; pausing", extra={"file": claimed.name, "error": self.last_error})
-        self.queue.release(claimed)
-        self.queue.set_tries(claimed.name, claimed.tries - 1)
+        try:
+            self.queue.give_back(claimed)
+        except (OperationalError, InterfaceError):
+            if not self.shared:
+                raise
+            self.queue.lost(claimed)  # the database is away: the lease expires by itself
         self._stop.wait(_BACKOFF_SECONDS)
         return False
 
     def _poison(self, claimed: Claimed, error: str | None) -> bool | Verdict:
         self._errors.pop(claimed.name, None)
         try:
-            outcome = self.intake.poison(claimed.path, name=claimed.name, tries=claimed.tries, error=error)
+            outcome = self.intake.poison(claimed.path, name=claimed.name, tries=claimed.tries, error=error,
+                                         fence=self._fence(claimed))
         except OSError:
             # The poison check hashes the file: one that cannot be read would raise here
             # at every start-up, for ever.
@@ -319,7 +366,16 @@ class InnerRunner(Runner):
         return {"queue_depth": self.queue.depth(), "oldest_age_seconds": round(age, 1) if age is not None else None,
                 "quarantine": counts["open"], "held": counts["held"], "processed": dict(self.counts),
                 "internal_errors": self.inner.quarantine.last_defects,
-                "last_error": self.last_error}
+                "last_error": self.last_error, "queue": self.config.inner.queue, "leases": self.queue.leases}
+
+    def heartbeat(self) -> None:
+        super().heartbeat()
+        self._record(stopped=False)
+
+    def _record(self, *, stopped: bool) -> None:
+        record_runner(self.inner.engine, session=self.session_id, host=self.config.node.host,
+                      queue=self.config.inner.queue, started_at=self.started_at, leases=self.queue.leases,
+                      stopped=stopped, counts=self.counts, last_error=self.last_error)
 
     def shutdown(self) -> None:
         try:
@@ -329,8 +385,13 @@ class InnerRunner(Runner):
         try:
             self.provenance.heartbeat(self.name, session_id=self.session_id, started_at=self.started_at,
                                       pid=os.getpid(), stopping=True, **self.health())
+            self._record(stopped=True)
         except Exception:
             log.exception("last heartbeat failed")
+        if self.shared:
+            self.queue.keeper.stop()
+            self.queue.recover()
+            self.feeder.release()
         self.inner.provenance.close()
         if self._lock:
             self._lock.release()

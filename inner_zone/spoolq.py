@@ -82,6 +82,16 @@ class IntakeQueue(SpoolQueue):
         """Give a try back (the failure was the database's or the disk's, not the file's)."""
         self._set_tries(name, tries)
 
+    def give_back(self, claimed: Claimed) -> None:
+        """Back to the queue with its try not counted (the trouble was not the file's)."""
+        self.release(claimed)
+        self._set_tries(claimed.name, claimed.tries - 1)
+
+    leases = 0  # the spool's claims are renames, not leases
+
+    def lost(self, claimed: Claimed) -> None:
+        raise AssertionError("a spool claim cannot be lost")
+
     def forget(self, claimed: Claimed) -> None:
         """Like finish(), with the folder left for the next `sync()` to make durable."""
         claimed.path.unlink(missing_ok=True)

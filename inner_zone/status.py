@@ -14,7 +14,8 @@ from tgw_common.spool import HIDDEN
 
 from .context import open_inner
 from .intake import HOP
-from .models import Envelope
+from .models import Envelope, QueuedEnvelope
+from .runner_registry import list_runners
 
 
 def _folder(path, *, hidden: bool = False) -> dict[str, Any]:
@@ -49,10 +50,34 @@ def gather(config: Config, *, n_events: int = 10) -> dict[str, Any]:
         "loaded": {"live": totals.get("live", {"envelopes": 0, "total_amount": 0}),
                    "parallel_test": totals.get("parallel_test", {"envelopes": 0, "total_amount": 0})},
         "runner": runner,
+        "shared_queue": _shared_queue(inner_ctx.engine),
+        "runners": _runners(inner_ctx.engine),
         "events": inner_ctx.provenance.recent(n_events) if n_events else [],
     }
     inner_ctx.provenance.close()
     return info
+
+
+def _shared_queue(engine) -> dict[str, Any]:
+    q = QueuedEnvelope
+    now = utcnow()
+    with transaction(engine) as s:
+        ready, oldest = s.execute(select(func.count(), func.min(q.enqueued_at)).where(q.state == "ready")).one()
+        leased = s.scalar(select(func.count()).where(q.state == "ready", q.lease_expires_at > now))
+    return {"ready": ready, "leased": leased,
+            "oldest_age_seconds": round((now - oldest).total_seconds(), 1) if oldest else None}
+
+
+def _runners(engine) -> list[dict[str, Any]]:
+    """Runners heard from in the last day, with how long ago."""
+    from datetime import timedelta
+
+    now = utcnow()
+    out = []
+    for r in list_runners(engine, since=now - timedelta(days=1)):
+        out.append({**r, "started_at": r["started_at"].isoformat(), "seen_at": r["seen_at"].isoformat(),
+                    "seconds_since_seen": round((now - r["seen_at"]).total_seconds(), 1)})
+    return out
 
 
 def render(info: dict[str, Any]) -> str:
@@ -75,6 +100,14 @@ def render(info: dict[str, Any]) -> str:
                      f"queue {st.get('queue_depth')}, processed {st.get('processed')}")
         if st.get("last_error"):
             lines.append(f"  last error: {st['last_error']}")
+    sq = info["shared_queue"]
+    if sq["ready"] or any(r["queue"] == "database" for r in info["runners"]):
+        age = f", oldest {sq['oldest_age_seconds']:.0f} s" if sq["oldest_age_seconds"] is not None else ""
+        lines.append(f"shared queue 共用佇列 {sq['ready']} waiting, {sq['leased']} under lease{age}")
+    for r in info["runners"]:
+        state = "stopped" if r["stopped"] else f"seen {r['seconds_since_seen']:.0f} s ago"
+        lines.append(f"  runner {r['host']} pid {r['pid']} ({r['queue']}): {state}, {r['leases']} leases, "
+                     f"loaded {r['counts'].get('loaded', 0)}")
     if info["events"]:
         lines.append("last events 最近事件:")
         for ev in info["events"]:

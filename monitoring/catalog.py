@@ -102,6 +102,21 @@ _ALL = (
               "把該 CA 的 CRL 放入 trust.crl_dir 或 trust.crls；沒有 CRL 時該 CA 簽發的憑證都無法驗證。",
               "Put that CA's CRL into trust.crl_dir or trust.crls; without it no certificate it issued can be "
               "validated."),
+    CheckInfo("replication_lag", "備援資料庫未連線或複寫延遲過大", "standby database disconnected or lagging",
+              "tgw inner db replication 查看各備援的狀態與延遲；在備援主機看 PostgreSQL 日誌與網路。同步備援斷線時，"
+              "主資料庫的交易會一直等待。",
+              "Run tgw inner db replication for each standby's state and lag; read the standby's PostgreSQL log "
+              "and check the network. While a synchronous standby is away the primary holds every commit."),
+    CheckInfo("runners_idle", "信封在共用佇列等待，但沒有處理程序在執行", "envelopes wait and no inner runner is alive",
+              "在告警列出的主機上啟動 tgw inner run（supervisorctl status / systemctl status tgw-inner-runner）；"
+              "看其日誌最後的錯誤（常見：資料庫無法連線、設定錯誤）。主控台首頁列出每個處理程序。",
+              "Start tgw inner run on the hosts the alert lists (supervisorctl status / systemctl status "
+              "tgw-inner-runner) and read the last errors in its log (common: database unreachable, bad config). "
+              "The console's dashboard lists every runner."),
+    CheckInfo("runner_down", "某一處理程序停止回報", "an inner runner stopped reporting",
+              "在該主機查看該 PID 是否仍在執行；已當機時由 supervisor/systemd 重啟，它持有的信封會在租約到期後由其他處理程序接手。",
+              "On that host, check whether the pid still runs; a crashed runner is restarted by supervisor or "
+              "systemd, and the envelopes it held go to another runner once their leases expire."),
     CheckInfo("monitor_check_error", "監控檢查本身失敗", "a monitor check failed",
               "看監控程式日誌（JSON）中該檢查的例外；常見：憑證檔無法讀取、資料庫無法連線。",
               "Read the monitor's JSON log for the check's exception; common: unreadable certificate file, "

@@ -327,6 +327,18 @@ class Collector:
             snap.pki = self.pki(now)
         except Exception as exc:
             snap.unavailable["pki"] = f"{type(exc).__name__}: {exc}"
+        try:
+            from .checks.replication import gather
+
+            snap.replication = gather(self.config, self.engine)
+        except Exception as exc:
+            snap.unavailable["replication"] = f"{type(exc).__name__}: {exc}"
+        try:
+            from .checks.runners import gather as runners
+
+            snap.runners = runners(self.config, self.engine, now)
+        except Exception as exc:
+            snap.unavailable["runners"] = f"{type(exc).__name__}: {exc}"
         return snap
 
     def housekeeping(self, now: datetime) -> None:

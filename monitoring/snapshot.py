@@ -86,5 +86,7 @@ class Snapshot:
     # Counter samples from heartbeats (udp drops): daemon -> (time, value) oldest first.
     drop_samples: dict[str, deque[tuple[datetime, int]]] = field(default_factory=dict)
     pki: PkiView | None = None
+    replication: Any = None  # tgw_common.replication.ReplicationView on PostgreSQL (checks/replication.py)
+    runners: Any = None  # checks.runners.RunnersView in the inner zone, once its runner tables exist
     # Inputs that could not be gathered this cycle: check name -> error text.
     unavailable: dict[str, str] = field(default_factory=dict)

@@ -10,6 +10,7 @@ directory can be moved as a whole. docs/configuration.md documents every key.
 from __future__ import annotations
 
 import socket
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -66,6 +67,10 @@ class NodeConfig(Section):
 class DatabaseConfig(Section):
     url: str = "sqlite:///var/gateway.db"
     echo: bool = False
+    # The streaming standby (docs/deployment.md, "Standby database and three sites").
+    standby_url: str | None = None
+    require_synchronous_standby: bool = False
+    replication_lag_alert_seconds: Annotated[float, Field(gt=0)] = 30.0
 
     @field_validator("url")
     @classmethod
@@ -185,6 +190,12 @@ class InnerConfig(Section):
     heartbeat_seconds: PositiveInt = 5
     # The mode of an agency without its own row (tgw inner agency set).
     default_agency_mode: Literal["live", "parallel-test"] = "live"
+    # spool: one runner takes files from `inbound` itself; database: runners on any host share a
+    # queue in the database, each envelope under a lease (docs/deployment.md, "Many runners").
+    queue: Literal["spool", "database"] = "spool"
+    # How long a claimed envelope stays a runner's without renewal; a dead runner's envelopes
+    # go to another runner this long after its last renewal.
+    lease_seconds: Annotated[int, Field(ge=3, le=3600)] = 30
 
 
 def _old_lockout_minutes(section: str, data: Any) -> Any:
@@ -371,19 +382,64 @@ class TransferSendConfig(Section):
     fec_m: Annotated[int, Field(ge=1, le=256)] = 20
     interleave_blocks: Annotated[int, Field(ge=1, le=256)] = 8
     rate_bps: PositiveInt = 100_000_000
-    repeat: Annotated[int, Field(ge=1, le=20)] = 2
-    repeat_spacing_seconds: Annotated[float, Field(ge=0)] = 10.0
+    # The carousel: when each copy of a file goes, in seconds after the first copy went out.
+    # A receiver down for less than the last offset still gets every file (docs/transfer.md).
+    repeat_schedule_seconds: Annotated[list[Annotated[float, Field(ge=0)]],
+                                       Field(min_length=1, max_length=20)] = [0.0, 5.0, 60.0, 300.0]
     heartbeat_seconds: Annotated[float, Field(gt=0)] = 2.0
     ledger_size: PositiveInt = 256
     retention_days: PositiveInt = 14
     rescan_seconds: PositiveInt = 30
     socket_buffer_bytes: PositiveInt = 4 * 1024 * 1024
 
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_keys(cls, data: Any) -> Any:
+        return _old_repeat(data)
+
+    @field_validator("repeat_schedule_seconds")
+    @classmethod
+    def _schedule(cls, offsets: list[float]) -> list[float]:
+        if offsets[0] != 0:
+            raise ValueError("the first offset is the first copy itself and must be 0")
+        if any(b <= a for a, b in pairwise(offsets)):
+            raise ValueError("offsets must be strictly increasing")
+        return offsets
+
+    @property
+    def window_seconds(self) -> float:
+        """How long after its first copy a file's last copy goes: the longest outage that costs nothing."""
+        return self.repeat_schedule_seconds[-1]
+
     @model_validator(mode="after")
     def _fec_shape(self) -> TransferSendConfig:
         if self.fec_m < self.fec_k:
             raise ValueError("fec_m (blocks sent) must be at least fec_k (blocks needed)")
         return self
+
+
+def _old_repeat(data: Any) -> Any:
+    """`repeat` and `repeat_spacing_seconds` once set equal spacing; an old config keeps working,
+    its copies becoming an equal-spaced schedule, and says once that the keys are deprecated.
+    A spacing of 0 (copies back to back) becomes 1 ms, since the offsets must increase."""
+    if not isinstance(data, dict) or ("repeat" not in data and "repeat_spacing_seconds" not in data):
+        return data
+    import logging
+
+    data = dict(data)
+    repeat, spacing = data.pop("repeat", 2), data.pop("repeat_spacing_seconds", 10.0)
+    logging.getLogger(__name__).warning(
+        "transfer_send.repeat and transfer_send.repeat_spacing_seconds are deprecated: set "
+        "transfer_send.repeat_schedule_seconds (offsets from the first copy) instead")
+    if "repeat_schedule_seconds" in data:
+        return data
+    try:
+        repeat, step = int(repeat), max(float(spacing), 0.001)
+    except (TypeError, ValueError):
+        raise ValueError("repeat must be a whole number and repeat_spacing_seconds a number") from None
+    if not 1 <= repeat <= 20 or float(spacing) < 0:
+        raise ValueError("repeat must be between 1 and 20, and repeat_spacing_seconds at least 0")
+    return {**data, "repeat_schedule_seconds": [round(i * step, 3) for i in range(repeat)]}
 
 
 class TransferReceiveConfig(Section):
@@ -401,6 +457,9 @@ class TransferReceiveConfig(Section):
     heartbeat_timeout_seconds: PositiveInt = 10
     heartbeat_seconds: Annotated[float, Field(gt=0)] = 5.0
     gap_grace_seconds: Annotated[float, Field(ge=0)] = 1.0
+    # How often a standby receiver asks for the active lock, and the active one checks it
+    # still holds it (docs/transfer.md, "Standby receiver").
+    standby_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
 class SmtpConfig(Section):
@@ -525,6 +584,11 @@ class MonitorConfig(Section):
     udp_drops_warn: PositiveInt = 1
     udp_drop_window_seconds: Annotated[float, Field(gt=0)] = 300.0
     sender_min_free_bytes: Annotated[int, Field(ge=0)] = 1024 * 1024 * 1024
+    # The shared queue's runners (checks/runners.py): envelopes ready this long with no live
+    # runner fire runners_idle; a runner row unchanged this long fires runner_down (None:
+    # 3 x inner.heartbeat_seconds).
+    runners_idle_after_seconds: Annotated[float, Field(gt=0)] = 120.0
+    runner_down_after_seconds: Annotated[float, Field(gt=0)] | None = None
     stuck_lookback_hours: PositiveInt = 168
     history_keep_days: PositiveInt = 400
     display_timezone: str = "Asia/Taipei"

@@ -7,10 +7,12 @@ several daemons of one zone share a file and a committed load must survive power
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
@@ -62,12 +64,32 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 _engines: dict[str, Engine] = {}
 
+# user@h1:5441,h2:5442/db: libpq's multi-host form, which SQLAlchemy's URL parser refuses.
+_MULTI_HOST = re.compile(r"^(?P<scheme>[^:/]+://)(?:(?P<auth>[^@/]*)@)?(?P<hosts>[^/@?]*,[^/?]*)(?P<rest>/[^?]*)?(?:\?(?P<query>.*))?$")
+
+
+def libpq_url(url: str) -> str:
+    """Rewrite `postgresql+psycopg://u@h1:p1,h2:p2/db?...` into the `?host=h1:p1&host=h2:p2`
+    form SQLAlchemy understands; any other URL comes back unchanged.
+
+    Operators copy the libpq form from PostgreSQL's own documentation, and with
+    target_session_attrs=read-write it is what lets a runner find the new primary.
+    """
+    found = _MULTI_HOST.match(url)
+    if not found:
+        return url
+    hosts = "&".join(f"host={quote(h.strip(), safe='')}" for h in found["hosts"].split(",") if h.strip())
+    query = "&".join(part for part in (hosts, found["query"]) if part)
+    auth = f"{found['auth']}@" if found["auth"] is not None else ""
+    return f"{found['scheme']}{auth}{found['rest'] or '/'}?{query}"
+
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """One engine per URL per process; creates the SQLite file's folder if needed."""
     key = f"{url}|{echo}"
     if key in _engines:
         return _engines[key]
+    url = libpq_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -44,6 +44,16 @@ DESCRIPTIONS = {
     "database.url": "SQLAlchemy URL of the zone's database: `sqlite:///relative/or/absolute.db` (relative to "
                     "this file) or `postgresql+psycopg://user@host/db`.",
     "database.echo": "Log every SQL statement (debugging only).",
+    "database.standby_url": "URL of the streaming standby (PostgreSQL only): the default target of "
+                            "`tgw inner db promote`. With a primary and a standby, `database.url` names both "
+                            "hosts (`postgresql+psycopg://user@h1:5432,h2:5432/db?target_session_attrs=read-write`) "
+                            "so the runners find the new primary by themselves after a switch-over.",
+    "database.require_synchronous_standby": "When true, the inner runner refuses to start unless the primary "
+                                            "has a connected synchronous standby (so every confirmed load is "
+                                            "on two machines).",
+    "database.replication_lag_alert_seconds": "The `replication_lag` monitor check alerts when a standby's "
+                                              "replay lag passes this many seconds, or when no standby is "
+                                              "connected while `synchronous_standby_names` names one.",
     "events.publish": "ZeroMQ endpoint the process's PUB socket connects to (the zone monitor's `monitor.listen`);"
                       " null: events go to the database only.",
     "events.keep_days": "How long provenance events are kept.",
@@ -110,6 +120,11 @@ DESCRIPTIONS = {
     "signer.pin_file": "The PIN file for `pin_entry: file`.",
     "signer.request_ttl_seconds": "How long a request waits for the officer's confirmation before it expires.",
     "signer.max_request_bytes": "Largest payload or layer a request may carry.",
+    "transfer_send.repeat_schedule_seconds": "The carousel: when each copy of a file goes, in seconds after its first "
+                                             "copy (1-20 offsets, the first 0, strictly increasing). A receiver down "
+                                             "for less than the last offset loses nothing; each offset costs one more "
+                                             "copy of every file ([transfer.md](transfer.md)). Replaces the deprecated "
+                                             "`repeat` and `repeat_spacing_seconds`.",
 }
 PART_DOCS = {
     "documents": "documents.md", "inner": "inner.md", "console": "console.md", "outer": "outer.md",

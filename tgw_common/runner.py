@@ -105,6 +105,12 @@ class Runner:
     def shutdown(self) -> None:
         """Release resources after the loop ends."""
 
+    def heartbeat(self) -> None:
+        """Tell the zone this loop is alive, with `health()`; a subclass may tell more."""
+        if self.provenance is not None:
+            self.provenance.heartbeat(self.name, session_id=self.session_id, started_at=self.started_at,
+                                      pid=os.getpid(), **self.health())
+
     def keep_alive(self) -> None:
         """Tell systemd's watchdog the loop is alive (WATCHDOG=1, at most once per
         `watchdog_seconds`); cheap enough to call for every item."""
@@ -154,12 +160,10 @@ class Runner:
         now = time.monotonic()
         if now - self._last_heartbeat >= self.heartbeat_seconds:
             self._last_heartbeat = now
-            if self.provenance is not None:
-                try:
-                    self.provenance.heartbeat(self.name, session_id=self.session_id, started_at=self.started_at,
-                                              pid=os.getpid(), **self.health())
-                except Exception:  # a busy database must not stop the hop; the next beat retries
-                    log.exception("heartbeat failed")
+            try:
+                self.heartbeat()
+            except Exception:  # a busy database must not stop the hop; the next beat retries
+                log.exception("heartbeat failed")
         if now - self._last_periodic >= self.rescan_seconds:
             self._last_periodic = now
             self.periodic()

@@ -160,6 +160,30 @@ def alerts(console: Console) -> list[dict[str, Any]] | None:
     return out
 
 
+# Runners not heard from for longer than this are history, not part of the page.
+RUNNERS_SHOWN = timedelta(days=1)
+
+
+def runners(console: Console, now: datetime) -> list[dict[str, Any]] | None:
+    """Every inner runner seen in the last day (intake_runners), newest first, with a judged
+    state: running, stopped (a clean stop), or silent (no row written for three heartbeats:
+    dead, hung or cut off). None before the runner's tables exist."""
+    if not _has(console, "intake_runners"):
+        return None
+    from inner_zone.runner_registry import list_runners
+
+    limit = max(3.0 * console.config.inner.heartbeat_seconds, 15.0)
+    out = []
+    for r in list_runners(console.engine, since=now - RUNNERS_SHOWN):
+        age = max(0.0, (now - r["seen_at"]).total_seconds())
+        status = "stopped" if r["stopped"] else "running" if age <= limit else "silent"
+        out.append({"session": r["session"], "host": r["host"], "pid": r["pid"], "queue": r["queue"],
+                    "started_at": r["started_at"], "seen_at": r["seen_at"], "age": round(age, 1),
+                    "leases": r["leases"], "loaded": int((r["counts"] or {}).get("loaded", 0)), "status": status,
+                    "last_error": r["last_error"]})
+    return out
+
+
 def gaps(console: Console, *, open_only: bool = True, limit: int = 200) -> list[dict[str, Any]] | None:
     if not _has(console, "transfer_gaps"):
         return None
@@ -218,4 +242,5 @@ def gather(console: Console) -> dict[str, Any]:
     now = utcnow()
     daemons = daemon_rows(console, now)
     return {"now": now, "daemons": daemons, "queues": queues(console, daemons), "outer": outer_health(daemons),
+            "runners": runners(console, now), "queue_mode": console.config.inner.queue,
             "alerts": alerts(console), "gaps": gaps(console), "hourly": hourly(console, now, console.cfg.chart_hours)}

@@ -16,7 +16,7 @@ from datetime import datetime
 from ..hops import MONITOR_HOP
 from ..model import Alert
 from ..snapshot import Snapshot
-from . import daemons, flow, pki, resources, transfer
+from . import daemons, flow, pki, replication, resources, runners, transfer
 from .base import CheckEnv
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ CHECK_FUNCTIONS: tuple[CheckFn, ...] = (
     CheckFn("cpu", resources.cpu, ("cpu",), ("resources",)),
     CheckFn("cert_expiry", pki.cert_expiry, ("cert_expiry",), ("pki",)),
     CheckFn("crl", pki.crl_freshness, ("crl_stale", "crl_missing"), ("pki",)),
+    CheckFn("replication_lag", replication.replication_lag, ("replication_lag",), ("replication",)),
+    CheckFn("runners_idle", runners.runners_idle, ("runners_idle",), ("runners",)),
+    CheckFn("runner_down", runners.runner_down, ("runner_down",), ("runners",)),
 )
 
 ALL_CHECK_LABELS = tuple(sorted({c for f in CHECK_FUNCTIONS for c in f.produces} | {"monitor_check_error"}))

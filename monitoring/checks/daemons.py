@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from ..hops import hop_of_daemon
 from ..model import Alert
-from ..snapshot import Snapshot
+from ..snapshot import ProcessState, Snapshot
 from ..text import duration_en, duration_zh
 from .base import CheckEnv
 
@@ -73,11 +73,32 @@ def process_state(snap: Snapshot, env: CheckEnv, now: datetime) -> list[Alert]:
             if ps.running:
                 continue
             seen = snap.daemons.get(name)
+            command = start_command(ps, env.monitor.supervisor_url)
+            zh, en = f"{ps.source} 回報 {ps.name} 狀態為 {ps.state}", f"{ps.source} reports {ps.name} as {ps.state}"
+            if command:
+                zh += f"；已放棄重啟，請執行：{command}"
+                en += f"; it gave up restarting it. Run: {command}"
+            facts = {"daemon": name, ps.source: ps.name, "state": ps.state, "detail": ps.detail}
+            if command:
+                facts["run"] = command
             alerts.append(Alert(
                 zone=env.zone, hop=hop_of_daemon(name), check=f"{ps.source}_state",
                 host=seen.host if seen else env.host, subject=name, severity="critical",
-                summary_zh=f"{ps.source} 回報 {ps.name} 狀態為 {ps.state}",
-                summary_en=f"{ps.source} reports {ps.name} as {ps.state}",
-                facts={"daemon": name, ps.source: ps.name, "state": ps.state, "detail": ps.detail},
+                summary_zh=zh, summary_en=en, facts=facts,
             ))
     return alerts
+
+
+def start_command(ps: ProcessState, supervisor_url: str | None) -> str | None:
+    """What an operator runs to start a process its supervisor gave up on (None: it has not).
+
+    supervisord's FATAL and systemd's failed both mean no more automatic restarts there (the
+    appliance's event listener still tries, slower and slower); the command is exact, with
+    the supervisord socket the monitor itself reads, so it can be pasted from the mail.
+    """
+    if ps.source == "supervisor" and ps.state == "FATAL":
+        where = f" -s {supervisor_url}" if supervisor_url else ""
+        return f"supervisorctl{where} start {ps.name}"
+    if ps.source == "systemd" and ps.state == "failed":
+        return f"systemctl reset-failed {ps.name} && systemctl start {ps.name}"
+    return None

@@ -24,6 +24,7 @@ BUILD_MACHINE_ROOTS = {"home", "work", "tmp", "root", "Users", "mnt", "media", "
 # Below /var, /opt and /srv only these are places the docs send an operator to (the hosts'
 # layout in deployment.md and the systemd units); anything else there is someone's machine.
 DEPLOYMENT_TARGETS = ("/opt/tgw", "/srv/wheelhouse", "/var/lib/tgw", "/var/lib/private", "/var/lib/nginx",
+                      "/var/lib/postgresql",
                       "/var/cache/nginx", "/var/log")
 CHECKED_TOPS = {"var", "opt", "srv"}
 
