@@ -69,10 +69,12 @@ def send(config_path: str) -> None:
 @transfer.command()
 @config_option()
 def receive(config_path: str) -> None:
-    """內網端接收程式：重組、FEC 解碼、SHA-256 檢查後原子發布到 inbound。
+    """內網端接收程式：重組、FEC 解碼、SHA-256 檢查後原子發布到 inbound；可有待命接收端。
 
     Inner side: receive datagrams, reassemble and decode, check SHA-256, publish into
     the inbound spool by atomic rename; record gaps. Never sends a packet. Runs until SIGTERM.
+    A second receiver of the same link (same database) waits as a standby and takes over
+    when the active one dies (docs/transfer.md, "Standby receiver").
     """
     from .common import parse_address
     from .receiver import Receiver

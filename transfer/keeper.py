@@ -48,11 +48,17 @@ class Result:
 
 
 class Keeper:
-    def __init__(self, engine: Engine, provenance: Provenance, *, inbound: Path, staging: Path) -> None:
+    def __init__(self, engine: Engine, provenance: Provenance, *, inbound: Path, staging: Path,
+                 owner: str | None = None, fence: Callable[[Any], None] | None = None) -> None:
         self.engine = engine
         self.provenance = provenance
         self.inbound = inbound
         self.staging = staging
+        # Standby receivers: `owner` names this receiver's rows; `fence(session)` raises inside
+        # a transaction when this receiver is no longer the active one (active_lock.py).
+        self.owner = owner
+        self.fence = fence
+        self.halted = False
         self.tasks: queue.Queue[tuple[Callable[..., Any], tuple] | None] = queue.Queue()
         self.results: deque[Result] = deque()
         self.counters = {"files_arrived": 0, "files_duplicate": 0, "files_corrupt": 0, "gaps_opened": 0,
@@ -67,6 +73,11 @@ class Keeper:
         self.tasks.put(None)
         self._thread.join()
 
+    def halt(self) -> None:
+        """Stop at once, dropping queued work: this receiver lost the right to publish."""
+        self.halted = True
+        self.stop()
+
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self.tasks.put((fn, args))
 
@@ -79,6 +90,8 @@ class Keeper:
             if item is None:
                 return
             fn, args = item
+            if self.halted:
+                continue
             try:
                 fn(*args)
             except Exception:  # one failed task must not stop publication; it is logged and counted
@@ -88,10 +101,17 @@ class Keeper:
     # --- start-up (runs before the threads)
     def recover(self) -> dict[str, int]:
         """Finish interrupted publications; remove staging files nobody will finish."""
-        finished = 0
+        finished = elsewhere = 0
         with transaction(self.engine) as s:
             rows = s.scalars(select(ReceivedFile).where(ReceivedFile.status == "publishing")).all()
         for row in rows:
+            if self.owner is not None and row.owner not in (None, self.owner):
+                # Another receiver's file, in its staging folder: it finishes it when it starts
+                # again; the row keeps the number resolved, so no copy is published meanwhile.
+                elsewhere += 1
+                log.warning("a publication begun by another receiver is left for it to finish",
+                            extra={"seq": row.seq, "file": row.name, "owner": row.owner})
+                continue
             staging, dest = Path(row.staging), Path(row.path)
             if staging.exists():
                 publish(staging, dest)
@@ -103,7 +123,8 @@ class Keeper:
             if entry.name.endswith((".part", ".fec")):
                 os.unlink(entry.path)
                 removed += 1
-        return {"publications_finished": finished, "staging_removed": removed}
+        done = {"publications_finished": finished, "staging_removed": removed}
+        return {**done, "publications_elsewhere": elsewhere} if elsewhere else done
 
     # --- tasks
     def publish(self, key: tuple[bytes, int], meta: Meta, part: Path) -> None:
@@ -150,6 +171,8 @@ class Keeper:
         seq, session = meta.seq, meta.session.hex()
         tid = tracking_id(meta.name)
         with transaction(self.engine) as s:
+            if self.fence is not None:
+                self.fence(s)
             first = s.scalars(select(ReceivedFile).where(
                 ((ReceivedFile.sha256 == sha) & ReceivedFile.status.in_(("publishing", "published")))
                 | (ReceivedFile.seq == seq)).order_by(ReceivedFile.id).limit(1)).first()
@@ -163,7 +186,8 @@ class Keeper:
                 return True, None, None
             dest = self._free_name(meta.name, seq)
             row = ReceivedFile(seq=seq, session=session, name=meta.name, size=size, sha256=sha,
-                               status="publishing", staging=str(part), path=str(dest), at=utcnow())
+                               status="publishing", staging=str(part), path=str(dest), at=utcnow(),
+                               owner=self.owner)
             s.add(row)
             s.flush()
             return False, dest, row.id
@@ -212,6 +236,8 @@ class Keeper:
     def open_gap(self, seq: int, source: str, session: str | None, name: str | None, size: int | None,
                  sha: str | None) -> None:
         with transaction(self.engine) as s:
+            if self.fence is not None:
+                self.fence(s)  # a receiver that lost the link would see false gaps
             if s.get(TransferGap, seq) is not None and s.get(TransferGap, seq).closed_at is None:
                 return
             if s.scalar(select(func.count()).select_from(ReceivedFile).where(ReceivedFile.seq == seq)):

@@ -27,7 +27,7 @@ class SentFile(Base):
     path: Mapped[str] = mapped_column(String(1024))
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     copies_sent: Mapped[int] = mapped_column(Integer, default=0)
-    # When the next scheduled copy is due; None once all `repeat` copies are out.
+    # When the carousel's next copy is due (first_sent_at + its offset); None once all are out.
     next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     first_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -67,6 +67,9 @@ class ReceivedFile(Base):
     staging: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Which receiver (host:state folder) wrote the row: only it can finish a "publishing" row,
+    # since the file is in its staging folder (a standby receiver on another host cannot see it).
+    owner: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
     __table_args__ = (Index("ix_transfer_received_status", "status"),)
 

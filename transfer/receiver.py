@@ -8,6 +8,11 @@ Three threads, each with one job:
   sequence numbers and the sender's ledger, and hands finished files on;
 - the keeper (keeper.py) verifies, publishes and writes the database.
 The socket is shut for writing: this process cannot send a packet.
+
+Several receivers may serve one link (docs/transfer.md, "Standby receiver"): the one holding
+the active lock (active_lock.py) binds the port and publishes; the others are standbys that
+poll for the lock, and only once they hold it load the ledger and bind. A receiver whose lock
+session is lost stops publishing, lets the port go and is a standby again.
 """
 
 from __future__ import annotations
@@ -24,12 +29,12 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from tgw_common.config import Config
-from tgw_common.db import make_engine
+from tgw_common.db import make_engine, utcnow
 from tgw_common.events import Provenance
-from tgw_common.instance_lock import InstanceLock
 from tgw_common.runner import Runner
 
 from . import wire
+from .active_lock import ActiveLock
 from .assembly import Assembler, Assembly
 from .common import SAFE_NAME, disk_free, parse_address
 from .gaps import GapTracker
@@ -41,6 +46,11 @@ log = logging.getLogger(__name__)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 RECV_BYTES = 9216  # larger than any datagram we make (jumbo payload + header)
 RESOLVED_WINDOW = 500_000  # resolved numbers kept in memory; older ones are asked of the database
+# A standby beats under its own name, so the monitor's daemon-down check for the receiver
+# follows the active one only; that name falling silent means no standby is waiting (it
+# died, or took over and the failed receiver has not come back as a standby yet).
+STANDBY_NAME = f"{HOP}-standby"
+BIND_TRIES = 10
 
 
 class ReceiveOnlySocket:
@@ -119,7 +129,7 @@ class ReceivingThread(threading.Thread):
 
 class Receiver(Runner):
     name = HOP
-    idle_sleep_seconds = 0.0  # the loop waits on the datagram queue itself
+    idle_sleep_seconds = 0.0  # the loop waits on the datagram queue (or the standby poll) itself
     slice_seconds = 0.05
     housekeeping_seconds = 0.25
 
@@ -133,17 +143,29 @@ class Receiver(Runner):
         self.engine = engine
         self.heartbeat_seconds = cfg.heartbeat_seconds
         self.rescan_seconds = 5.0
-        self.lock = InstanceLock(cfg.state_dir / "receive.lock", holder="transfer receiver")
-        # The keeper thread gets its own Provenance: a ZeroMQ socket must not be shared
-        # between threads, and the runner's heartbeats go out from this thread.
-        keeper_events = Provenance(engine, zone=config.node.zone, host=config.node.host,
-                                   publish=config.events.publish)
-        self.keeper = Keeper(engine, keeper_events, inbound=cfg.inbound, staging=cfg.staging_dir)
+        # Names this receiver's ledger rows: its staging folder is only reachable from here.
+        self.owner = f"{config.node.host}:{cfg.state_dir.resolve()}"
+        self.active_lock = ActiveLock(config.database.url, cfg.state_dir / "receive.lock",
+                                      application_name=f"tgw transfer receive {config.node.host} {os.getpid()}")
+        self.role = "standby"
+        self.role_since = utcnow()
+        self.takeovers = 0
+        self._waited = False  # began as (or fell back to) a standby: becoming active is a takeover
+        self._next_lock_check = 0.0
+        self._next_poll = 0.0
+        self._bind_waits = 0
+        self.keeper: Keeper | None = None
+        self.rsock: ReceiveOnlySocket | None = None
+        self.rx: ReceivingThread | None = None
+        self.recovery: dict[str, int] = {}
+        self._fresh_state()
+
+    def _fresh_state(self) -> None:
+        """What one term as the active receiver keeps in memory; the ledger is in the database."""
+        cfg = self.cfg
         self.asm = Assembler(cfg.staging_dir, memory_bytes=cfg.memory_bytes, max_file_bytes=cfg.max_file_bytes)
         self.queue: deque[bytes] = deque()
         self._wake_rx = threading.Event()
-        self.rsock: ReceiveOnlySocket | None = None
-        self.rx: ReceivingThread | None = None
         self.tracker: GapTracker | None = None
         self.resolved: set[int] = set()
         self.low = 0
@@ -158,27 +180,118 @@ class Receiver(Runner):
         self._sender_silent = False
         self._last_seq_seen = -1
         self._next_housekeeping = 0.0
-        self.recovery: dict[str, int] = {}
 
     # --- runner hooks
     def startup(self) -> None:
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.active_lock.open()
+        if not self.active_lock.try_acquire():
+            self._waited = True
+            log.info("receiver standby: another receiver is active; polling for the active lock",
+                     extra={"listen": self.cfg.listen, "poll_seconds": self.cfg.standby_poll_seconds,
+                            "lock": "postgresql" if self.active_lock.postgres else "flock"})
+            return
+        self._become_active()
+
+    def _become_active(self) -> None:
         cfg = self.cfg
-        self.lock.acquire()
+        if not self._bind():
+            return
         for d in (cfg.inbound, cfg.staging_dir, cfg.state_dir):
             d.mkdir(parents=True, exist_ok=True)
+        # The keeper thread gets its own Provenance: a ZeroMQ socket must not be shared
+        # between threads, and the runner's heartbeats go out from this thread.
+        keeper_events = Provenance(self.engine, zone=self.config.node.zone, host=self.config.node.host,
+                                   publish=self.config.events.publish)
+        self.keeper = Keeper(self.engine, keeper_events, inbound=cfg.inbound, staging=cfg.staging_dir,
+                             owner=self.owner, fence=self.active_lock.fence if self.active_lock.postgres else None)
         self.recovery = self.keeper.recover()
+        # The ledger as the last active receiver left it, before anything is published.
         top, self.resolved, self.low, gaps = load_state(self.engine, RESOLVED_WINDOW)
         self.tracker = GapTracker(max_seen=top, open_gaps=gaps, grace=cfg.gap_grace_seconds,
                                   is_resolved=self._is_resolved)
-        self.rsock = ReceiveOnlySocket(cfg.listen, cfg.socket_buffer_bytes)
         self.keeper.start()
         self.rx = ReceivingThread(self.rsock, self.queue, cfg.queue_datagrams, self._wake_rx)
         self.rx.start()
+        took_over, self._waited = self._waited, False
+        self.role, self.role_since = "active", utcnow()
+        self.takeovers += took_over
+        self._next_lock_check = time.monotonic() + cfg.standby_poll_seconds
+        self._last_heartbeat = 0.0  # the monitor hears of the new active receiver at once
         log.info("receiver ready", extra={"listen": cfg.listen, "rcvbuf_granted": self.rsock.granted,
                                           "rcvbuf_requested": cfg.socket_buffer_bytes, "known_top_seq": top,
-                                          "open_gaps": len(gaps), **self.recovery})
+                                          "open_gaps": len(gaps), "took_over": took_over, **self.recovery})
+
+    def _bind(self) -> bool:
+        """Bind the link's port; datagrams wait in the kernel until the ledger is loaded.
+
+        With the lock held, a busy port is a receiver that lost its lock and lets the port go
+        within a poll (or, on two hosts, a floating address on its way): keep the lock and retry.
+        Still busy after BIND_TRIES polls, it is some other program: exit, which frees the lock."""
+        try:
+            self.rsock = ReceiveOnlySocket(self.cfg.listen, self.cfg.socket_buffer_bytes)
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL) or self._bind_waits >= BIND_TRIES:
+                raise
+            self._bind_waits += 1
+            if self._bind_waits == 1 or not self._bind_waits % 60:
+                log.warning("holding the active lock, but the port is not free yet; retrying",
+                            extra={"listen": self.cfg.listen, "error": exc.strerror, "tries": self._bind_waits})
+            return False
+        self._bind_waits = 0
+        return True
+
+    def _become_standby(self) -> None:
+        """The active lock is lost: another receiver may be active now, so stop publishing."""
+        self._stop_active()
+        self.role, self.role_since, self._waited = "standby", utcnow(), True
+        # Give a healthy standby the first chance at the lock: this receiver's database link
+        # has just failed.
+        self._next_poll = time.monotonic() + 3 * self.cfg.standby_poll_seconds
+        self._fresh_state()
+        log.error("receiver lost the active lock: stopped publishing, released the port, standby again",
+                  extra={"listen": self.cfg.listen})
+
+    def _stop_active(self) -> None:
+        if self.rx is not None:
+            self.rx.stop()
+            self.rx = None
+        if self.keeper is not None:
+            if self.active_lock.held:
+                self.keeper.stop()
+            else:
+                self.keeper.halt()
+            self.keeper.provenance.close()
+            self._drain_results()
+            self.keeper = None
+        for key in list(self.asm.assemblies):
+            self.asm.remove(key)
+        if self.rsock is not None:
+            self.rsock.sock.close()
+            self.rsock = None
+        self.active_lock.release()
 
     def one_iteration(self) -> int:
+        if self.role != "active":
+            self._stop.wait(self.cfg.standby_poll_seconds)
+            if self.stopping or time.monotonic() < self._next_poll:
+                return 0
+            lock = self.active_lock
+            if lock.alive() if lock.held else lock.try_acquire():
+                self._become_active()
+            return 0
+        n = self._receive_slice()
+        now = time.monotonic()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + self.housekeeping_seconds
+            self._housekeeping(now)
+        if now >= self._next_lock_check:
+            self._next_lock_check = now + self.cfg.standby_poll_seconds
+            if not self.active_lock.alive():
+                self._become_standby()
+        return n
+
+    def _receive_slice(self) -> int:
         self._drain_results()
         queue = self.queue
         if not queue:
@@ -204,10 +317,6 @@ class Receiver(Runner):
                 self.asm.now = now
                 if now > deadline:
                     break
-        now = time.monotonic()
-        if now >= self._next_housekeeping:
-            self._next_housekeeping = now + self.housekeeping_seconds
-            self._housekeeping(now)
         return n
 
     def periodic(self) -> None:
@@ -221,6 +330,22 @@ class Receiver(Runner):
             self.resolved = {s for s in self.resolved if s >= self.low}
         if len(self._old) > 100_000:
             self._old.clear()
+
+    def role_state(self) -> dict[str, Any]:
+        """Told by both roles, so the console and monitor can tell which host is active."""
+        return {"role": self.role, "owner": self.owner, "role_since": self.role_since.isoformat(),
+                "takeovers": self.takeovers, "listen": self.cfg.listen,
+                "lock": "postgresql advisory lock" if self.active_lock.postgres else "flock"}
+
+    def heartbeat(self) -> None:
+        if self.provenance is None:
+            return
+        if self.role == "active":
+            name, state = self.name, {**self.health(), **self.role_state()}
+        else:
+            name, state = STANDBY_NAME, self.role_state()
+        self.provenance.heartbeat(name, session_id=self.session_id, started_at=self.started_at,
+                                  pid=os.getpid(), **state)
 
     def health(self) -> dict[str, Any]:
         rx = self.rx
@@ -236,11 +361,11 @@ class Receiver(Runner):
             "bad_datagrams": dict(self.bad),
             **self.counters,
             **self.asm.counters,
-            **self.keeper.counters,
+            **(self.keeper.counters if self.keeper else {}),
             "files_in_progress": len(self.asm.assemblies),
             "share_memory_bytes": self.asm.memory,
             "verifying": len(self.verifying),
-            "keeper_backlog": self.keeper.backlog(),
+            "keeper_backlog": self.keeper.backlog() if self.keeper else 0,
             "open_gaps": len(self.tracker.open) if self.tracker else None,
             # The numbers themselves, for the monitor's gap alert (at most 50: the rest are in the table).
             "gap_seqs": sorted(self.tracker.open)[:50] if self.tracker else None,
@@ -255,18 +380,11 @@ class Receiver(Runner):
         return state
 
     def shutdown(self) -> None:
-        if self.rx is not None:
-            self.rx.stop()
-        self.keeper.stop()
-        self.keeper.provenance.close()
-        self._drain_results()
-        for key in list(self.asm.assemblies):
-            self.asm.remove(key)
-        if self.rsock is not None:
-            self.rsock.sock.close()
+        if self.role == "active":
+            self._stop_active()
+        self.active_lock.close()
         if self.provenance is not None:
             self.provenance.close()
-        self.lock.release()
 
     # --- datagrams
     def _is_resolved(self, seq: int) -> bool:

@@ -31,7 +31,7 @@ from .common import SAFE_NAME, disk_free
 from .fec import block_count, block_shape, copy_shares, encode
 from .models import SentFile, tracking_id
 from .pacing import TokenBucket
-from .sender_store import Job, SenderStore
+from .sender_store import Job, SenderStore, next_due
 from .sendsock import SendOnlySocket
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,8 @@ class Sender(Runner):
             d.mkdir(parents=True, exist_ok=True)
         self.outbound = SpoolQueue(cfg.outbound)
         self.next_seq, adopted, removed = self.store.recover()
+        # The schedule may have changed since the last run: copies still due follow the new one.
+        self.store.reschedule(cfg.repeat_schedule_seconds)
         if adopted:
             log.warning("adopted numbered files without a row (crash during pick-up)", extra={"seqs": adopted})
         if removed:
@@ -282,8 +284,7 @@ class Sender(Runner):
             else:
                 row.copies_sent += 1
                 row.first_sent_at = row.first_sent_at or now
-                more = row.copies_sent < self.cfg.repeat
-                row.next_due_at = now + timedelta(seconds=self.cfg.repeat_spacing_seconds) if more else None
+                row.next_due_at = next_due(row.first_sent_at, row.copies_sent, self.cfg.repeat_schedule_seconds)
                 event = "sent"
             row.last_sent_at = now
             self.provenance.record(event, HOP, sha256=row.sha256, tracking_id=tracking_id(row.name), session=s,

@@ -82,6 +82,19 @@ class SenderStore:
             s.add(row)
         return row
 
+    def reschedule(self, schedule: list[float]) -> int:
+        """Set the due time of every file with copies still to go from `schedule`; returns how many."""
+        changed = 0
+        with transaction(self.engine) as s:
+            rows = s.scalars(select(SentFile).where(SentFile.removed_at.is_(None), SentFile.copies_sent > 0,
+                                                    SentFile.next_due_at.is_not(None))).all()
+            for row in rows:
+                due = next_due(row.first_sent_at or row.last_sent_at or row.enqueued_at, row.copies_sent, schedule)
+                if due != row.next_due_at:
+                    row.next_due_at = due
+                    changed += 1
+        return changed
+
     # --- what to send next
     def next_job(self, now: datetime) -> Job | None:
         """First copies in number order, then operator resends, then scheduled repeats."""
@@ -144,6 +157,18 @@ class SenderStore:
                 row.removed_at = utcnow()
                 gone.append(row)
         return gone
+
+
+def next_due(first_sent_at: datetime, copies_sent: int, schedule: list[float]) -> datetime | None:
+    """When copy number copies_sent + 1 is due: its offset in the carousel after the first copy.
+
+    Computed from the row's first_sent_at and copies_sent alone, so the table needs no column
+    for the schedule, and a sender restarted with another schedule follows the new one. None:
+    every copy is out. A copy overdue (a long file, a sender that was down) goes at once.
+    """
+    if copies_sent >= len(schedule):
+        return None
+    return first_sent_at + timedelta(seconds=schedule[copies_sent])
 
 
 def _job(row: SentFile, *, resend: bool) -> Job:

@@ -27,6 +27,22 @@ def _layout(folder: Path) -> Layout:
     return layout
 
 
+def _schedule_option(_ctx, _param, value: str | None) -> list[float] | None:
+    """`0,5,60,300` -> [0.0, 5.0, 60.0, 300.0], checked as transfer_send checks it."""
+    if value is None:
+        return None
+    from pydantic import ValidationError
+
+    from tgw_common.config import TransferSendConfig
+
+    try:
+        offsets = [float(x) for x in value.split(",")]
+        return TransferSendConfig(repeat_schedule_seconds=offsets).repeat_schedule_seconds
+    except (ValueError, ValidationError) as exc:
+        errors = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc)}]
+        raise click.BadParameter("; ".join(e["msg"] for e in errors)) from None
+
+
 @click.command("up")
 @DIR_OPTION
 @click.option("--loss", type=click.FloatRange(0, 0.5), default=None,
@@ -40,8 +56,12 @@ def _layout(folder: Path) -> Layout:
               help="示範機關數（僅首次）/ demo agencies in the PKI (first run only).")
 @click.option("--timeout", type=click.FloatRange(5, 900), default=120, show_default=True,
               help="等待所有程式啟動的秒數 / seconds to wait for every program to be RUNNING and beating.")
+@click.option("--repeat-schedule", "schedule", default=None, metavar="S,S,...", callback=_schedule_option,
+              help="每份檔案各次送出的時間（秒，自第一次起算）/ when each copy of a file goes on both links, in "
+                   "seconds after the first (default 0,5,60,300); kept for later runs.")
 @operational
-def up(folder: Path, loss: float | None, port_base: int | None, agencies: int, timeout: float) -> None:
+def up(folder: Path, loss: float | None, port_base: int | None, agencies: int, timeout: float,
+       schedule: list[float] | None) -> None:
     """啟動一機裝置 / Bring the whole gateway up on this machine under supervisord.
 
     \b
@@ -88,6 +108,8 @@ def up(folder: Path, loss: float | None, port_base: int | None, agencies: int, t
                             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     elif port_base is not None:
         settings.port_base = port_base
+    if schedule is not None:
+        settings.repeat_schedule = schedule
     settings.loss = loss
     console = has_console()
     busy = busy_ports(settings.port_base, loss=loss is not None, console=console)
@@ -414,7 +436,8 @@ def supervisor_events(folder: Path) -> None:
     """supervisord 事件監聽程式 / The event listener supervisord runs (stdin/stdout protocol).
 
     Records PROCESS_STATE_EXITED / FATAL and a heartbeat (daemon `supervisor`) per TICK_5
-    in both zones' databases. Not for interactive use.
+    in both zones' databases, and starts a FATAL program again after a growing pause
+    (5 s, 10 s, ... 5 min). Not for interactive use.
     """
     from .listener import run
 

@@ -45,6 +45,7 @@ def values(layout: Layout, settings: Settings, *, console: bool) -> dict[str, st
         "INNER_METRICS": f"127.0.0.1:{p['metrics_inner']}",
         "SMTP_PORT": str(p["smtp"]),
         "SUPERVISOR_URL": layout.supervisor_url,
+        "REPEAT_SCHEDULE": "[" + ", ".join(f"{x:g}" for x in settings.repeat_schedule) + "]",
         "CONSOLE_WATCH": ("- {name: inner-console, supervisor_program: inner-console}" if console
                           else "# inner-console: not installed in this version"),
     }

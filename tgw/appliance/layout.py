@@ -9,13 +9,14 @@ appliance.json and reused, so the portal stays at the same address across restar
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tgw_common.spool import write_atomic
 
 DEFAULT_DIR = Path("var/appliance")
 DEFAULT_PORT_BASE = 18000
+DEFAULT_REPEAT_SCHEDULE = (0.0, 5.0, 60.0, 300.0)
 # A UNIX socket's path must fit sockaddr_un.sun_path (108 bytes with the NUL on Linux).
 MAX_SOCKET_PATH = 107
 
@@ -47,6 +48,8 @@ class Settings:
     # Of the current (or last) run: a relay in the link with this loss, or None for none.
     loss: float | None = None
     relay_seed: int = 1
+    # Both links' carousel (transfer_send.repeat_schedule_seconds): each copy's offset after the first.
+    repeat_schedule: list[float] = field(default_factory=lambda: list(DEFAULT_REPEAT_SCHEDULE))
 
 
 @dataclass(frozen=True)

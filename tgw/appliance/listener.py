@@ -12,11 +12,16 @@ exits in its state:
     fatal           programs in FATAL
     exits_last_hour unexpected exits in the last hour
     last_exit       the latest exit or FATAL of the zone's programs
+    revivals        FATAL programs it will start again or has just started (revive.py):
+                    program, tries, due, last_start, last_error
 
 The monitor already alerts on `supervisor_state` (a program not RUNNING) and on a daemon
 whose heartbeat stops; this record adds the history and a heartbeat for the listener
 itself (monitor.daemons lists `supervisor`). The exit log is kept in
 DIR/state/supervisor-events.json, so a restarted listener still knows the last hour.
+
+It also starts a FATAL program again, after a pause that grows with each FATAL in a row
+(revive.py), so no program stays down for good without anyone doing anything.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from tgw_common.events import Provenance
 from tgw_common.spool import write_atomic
 
 from .layout import Layout
-from .programs import zone_of
+from .programs import EVENT_LISTENER, zone_of
+from .revive import Reviver
 
 log = logging.getLogger(__name__)
 DAEMON = "supervisor"
@@ -59,6 +65,8 @@ class Recorder:
         self.started_at = utcnow()
         self.state_file = layout.state_dir / "supervisor-events.json"
         self.exits: list[dict[str, Any]] = self._load()
+        # Without supervisord's XML-RPC (tests driving the recorder) nothing can be started.
+        self.reviver = Reviver(rpc, skip=(EVENT_LISTENER,)) if rpc is not None else None
         self.prov: dict[str, Provenance] = {}
         for zone, path in (("outer", layout.outer_config), ("inner", layout.inner_config)):
             config = load_config(path)
@@ -88,6 +96,8 @@ class Recorder:
         write_atomic(self.state_file, (json.dumps({"exits": self.exits}, indent=2) + "\n").encode())
         # A JSON log line per exit, so `tgw status` shows it and the log keeps it beyond the file.
         log.warning("program %s", record["event"].lower(), extra=record)
+        if name == "PROCESS_STATE_FATAL" and self.reviver is not None:
+            self.reviver.fatal(program, now)
         self.beat(now)
         return record
 
@@ -102,12 +112,16 @@ class Recorder:
 
     def beat(self, now: datetime) -> None:
         states = self._states()
+        if self.reviver is not None:
+            self.reviver.tick(now, states)
+        revivals = self.reviver.summary() if self.reviver is not None else []
         hour_ago = now - timedelta(hours=1)
         for zone, prov in self.prov.items():
             mine = [e for e in self.exits if e["zone"] in (zone, "appliance")]
             recent = [e for e in mine if not e["expected"] and datetime.fromisoformat(e["at"]) > hour_ago]
             state: dict[str, Any] = {"exits_last_hour": len(recent), "last_exit": mine[-1] if mine else None,
-                                     "pid": os.getpid()}
+                                     "pid": os.getpid(),
+                                     "revivals": [r for r in revivals if zone_of(r["program"]) in (zone, "appliance")]}
             if states is not None:
                 zone_states = {p: s for p, s in states.items() if zone_of(p) in (zone, "appliance")}
                 state.update(programs=zone_states,

@@ -17,6 +17,11 @@ from pathlib import Path
 from .layout import Layout, Settings, ports
 
 EVENT_LISTENER = "supervisor-events"
+# supervisord waits 1 s more before each new try of a program that died while STARTING and
+# gives up (FATAL) after `startretries` tries: 50 tries span about 21 minutes, far beyond any
+# burst of kills, while a program that cannot start at all still ends FATAL (with the event
+# listener trying again, slower and slower, and the monitor mailing what to run).
+START_RETRIES = 50
 
 
 @dataclass(frozen=True)
@@ -119,11 +124,12 @@ def supervisord_conf(layout: Layout, settings: Settings, *, console: bool) -> st
             f"command={_command([*tgw, '--log-level', 'INFO', *prog.args])}",
             f"priority={prog.priority}",
             "autostart=true",
-            # A clean exit (0) means someone stopped it on purpose; anything else is restarted.
-            "autorestart=unexpected",
+            # Whatever ended it (a crash, kill -9, a stray SIGTERM ending it cleanly) it comes back;
+            # only supervisorctl stop (and `tgw down`) keeps it stopped.
+            "autorestart=true",
             "exitcodes=0",
             f"startsecs={prog.startsecs}",
-            "startretries=3",
+            f"startretries={START_RETRIES}",
             "stopsignal=TERM",
             f"stopwaitsecs={prog.stopwaitsecs}",
             # gunicorn's workers and any helper processes go with their parent.
@@ -140,13 +146,14 @@ def supervisord_conf(layout: Layout, settings: Settings, *, console: bool) -> st
         # TICK_5 makes the listener's own heartbeat, so a dead listener is noticed too.
         f"[eventlistener:{EVENT_LISTENER}]",
         f"command={_command([*tgw, '--log-level', 'INFO', 'appliance', 'supervisor-events', '--dir', str(layout.root)])}",
+        # It also starts a FATAL program again, after a growing pause (listener.py).
         "events=PROCESS_STATE_EXITED,PROCESS_STATE_FATAL,TICK_5",
         "priority=20",
         "autostart=true",
-        "autorestart=unexpected",
+        "autorestart=true",
         "exitcodes=0",
         "startsecs=1",
-        "startretries=3",
+        f"startretries={START_RETRIES}",
         "stopsignal=TERM",
         "stopwaitsecs=10",
         "stopasgroup=true",
