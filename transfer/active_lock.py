@@ -24,6 +24,7 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from tgw_common.db import libpq_url
 from tgw_common.instance_lock import AlreadyRunning, InstanceLock
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,8 @@ class ActiveLock:
     """try_acquire() until it returns True; then alive() on every poll, fence() in every intent."""
 
     def __init__(self, url: str, lock_file: Path, *, application_name: str) -> None:
-        self.url = url
-        self.postgres = make_url(url).get_backend_name() == "postgresql"
+        self.url = libpq_url(url)  # a multi-host URL (a standby database) in the form SQLAlchemy takes
+        self.postgres = make_url(self.url).get_backend_name() == "postgresql"
         self.file_lock = InstanceLock(lock_file, holder="transfer receiver")
         self.application_name = application_name[:63]
         self._conn: Connection | None = None

@@ -252,3 +252,12 @@ def test_on_sqlite_a_second_receiver_of_the_same_config_waits_and_takes_over(lin
 def _send_link(link: Link, files: dict[str, bytes]) -> None:
     for name, data in files.items():
         link.publish(name, data)
+
+
+def test_the_active_lock_takes_a_multi_host_database_url(tmp_path):
+    # A standby database makes database.url name both hosts; the receiver's lock must accept it.
+    from transfer.active_lock import ActiveLock
+
+    lock = ActiveLock("postgresql+psycopg://gw@db1:5441,db2:5442/tgw?target_session_attrs=read-write",
+                      tmp_path / "receive.lock", application_name="test")
+    assert lock.postgres and "host=db1%3A5441&host=db2%3A5442" in lock.url
